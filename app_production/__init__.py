@@ -1,0 +1,1 @@
+"""Production side: the BentoML service, the HTTP client, the promote/serve lifecycle."""

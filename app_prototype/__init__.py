@@ -1,0 +1,1 @@
+"""Prototype UIs (Gradio, Streamlit): they only know the Predictor protocol."""

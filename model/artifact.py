@@ -1,0 +1,214 @@
+"""The one artifact format: `model.joblib` + `manifest.json`, verified before unpickling.
+
+Layout under the kit's home folder::
+
+    models/<name>/<version>/model.joblib     the fitted estimator or Pipeline
+    models/<name>/<version>/manifest.json    `Manifest` below
+    current.json                             {"name": ..., "version": ...}: the model in use
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import shutil
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import sklearn
+from pydantic import BaseModel, ConfigDict
+
+from model.errors import ArtifactError
+from model.schema import ModelSchema
+
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+FORMAT_VERSION = 1
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class ModelVersionWarning(UserWarning):
+    """The model was saved with other library versions than the ones installed."""
+
+
+class Manifest(BaseModel):
+    """What is known about one saved model; written next to it as manifest.json."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    version: str
+    sha256: str
+    created_at: str
+    source: str  # "train" or "import"
+    estimator: str
+    versions: dict[str, str]  # python, scikit-learn, joblib
+    metrics: dict[str, float]
+    schema_: ModelSchema
+
+    def model_dump_json_file(self) -> str:
+        data = self.model_dump(mode="json")
+        data["schema"] = data.pop("schema_")
+        return json.dumps(data, indent=2) + "\n"
+
+    @classmethod
+    def from_file(cls, path: Path) -> Manifest:
+        try:
+            data = json.loads(path.read_text())
+            data["schema_"] = data.pop("schema")
+            return cls.model_validate(data)
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"no manifest at {path}: train or import a model first") from exc
+        except (ValueError, KeyError) as exc:
+            raise ArtifactError(f"manifest {path} is not valid ({exc}): re-import the model") from exc
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise ArtifactError(
+            f"model name {name!r} is not valid: use lowercase letters, digits, '-' or '_' "
+            "(at most 63 characters, starting with a letter or digit), e.g. 'penguins'"
+        )
+    return name
+
+
+class ModelStore:
+    """The versioned artifacts under `<home>/models`, and which one is current."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.models_dir = home / "models"
+        self.current_file = home / "current.json"
+
+    def versions(self, name: str) -> list[str]:
+        folder = self.models_dir / name
+        found = [p.name for p in folder.iterdir() if (p / MANIFEST_FILE).exists()] if folder.is_dir() else []
+        return sorted(found, key=lambda v: int(v[1:]) if v[1:].isdigit() else 0)
+
+    def next_version(self, name: str) -> str:
+        existing = self.versions(name)
+        return f"v{int(existing[-1][1:]) + 1}" if existing else "v1"
+
+    def path(self, name: str, version: str) -> Path:
+        return self.models_dir / name / version
+
+    def save(
+        self,
+        *,
+        name: str,
+        schema: ModelSchema,
+        metrics: dict[str, float],
+        source: str,
+        estimator: Any = None,
+        model_file: Path | None = None,
+        make_current: bool = True,
+    ) -> Manifest:
+        """Write a new version: the estimator (or a user's joblib file, copied byte for byte)."""
+        check_name(name)
+        version = self.next_version(name)
+        folder = self.path(name, version)
+        folder.mkdir(parents=True)
+        target = folder / MODEL_FILE
+        if model_file is not None:
+            shutil.copyfile(model_file, target)
+            if estimator is None:
+                estimator = joblib.load(target)
+        else:
+            joblib.dump(estimator, target)
+        manifest = Manifest(
+            name=name,
+            version=version,
+            sha256=sha256_of(target),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            source=source,
+            estimator=describe_estimator(estimator),
+            versions=library_versions(),
+            metrics=metrics,
+            schema_=schema,
+        )
+        (folder / MANIFEST_FILE).write_text(manifest.model_dump_json_file())
+        if make_current:
+            self.set_current(name, version)
+        return manifest
+
+    def set_current(self, name: str, version: str) -> None:
+        if not (self.path(name, version) / MANIFEST_FILE).exists():
+            raise ArtifactError(f"no model {name}:{version} under {self.models_dir}")
+        self.home.mkdir(parents=True, exist_ok=True)
+        tmp = self.current_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"name": name, "version": version}) + "\n")
+        tmp.replace(self.current_file)  # atomic: readers see the old or the new pointer
+
+    def current(self) -> Path:
+        """Folder of the current model; a clear error if there is none yet."""
+        try:
+            pointer = json.loads(self.current_file.read_text())
+        except FileNotFoundError as exc:
+            raise ArtifactError(
+                f"no model yet in {self.home}: run `kit train` (example model) or "
+                "`kit import MODEL.joblib --sample DATA.csv`"
+            ) from exc
+        return self.path(pointer["name"], pointer["version"])
+
+
+def describe_estimator(estimator: Any) -> str:
+    steps = getattr(estimator, "steps", None)
+    if steps:
+        return "Pipeline(" + " -> ".join(type(step).__name__ for _, step in steps) + ")"
+    return type(estimator).__name__
+
+
+def verify(folder: Path) -> Manifest:
+    """Read the manifest and check the model file's sha256 against it (no unpickling)."""
+    manifest = Manifest.from_file(folder / MANIFEST_FILE)
+    model_path = folder / MODEL_FILE
+    if not model_path.exists():
+        raise ArtifactError(f"model file {model_path} is missing: retrain or re-import the model")
+    actual = sha256_of(model_path)
+    if actual != manifest.sha256:
+        raise ArtifactError(
+            f"model file {model_path} changed since it was saved (sha256 {actual[:12]}… is not "
+            f"{manifest.sha256[:12]}… from the manifest): it was not loaded. Retrain or re-import "
+            "the model; never edit an artifact in place"
+        )
+    return manifest
+
+
+def load(folder: Path) -> tuple[Any, Manifest]:
+    """Verify, then unpickle. Warns (ModelVersionWarning) if scikit-learn versions differ."""
+    manifest = verify(folder)
+    saved = manifest.versions.get("scikit-learn")
+    if saved and saved != sklearn.__version__:
+        warnings.warn(
+            f"model {manifest.name}:{manifest.version} was saved with scikit-learn {saved} but "
+            f"{sklearn.__version__} is installed: predictions may differ or fail. Retrain the "
+            f"model, or install scikit-learn=={saved}",
+            ModelVersionWarning,
+            stacklevel=2,
+        )
+    with warnings.catch_warnings():
+        # sklearn's own InconsistentVersionWarning repeats ours above, once per sub-estimator
+        warnings.filterwarnings("ignore", message="Trying to unpickle estimator")
+        return joblib.load(folder / MODEL_FILE), manifest

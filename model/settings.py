@@ -1,0 +1,88 @@
+"""One typed settings object: environment variables with a `KIT_` prefix, or a `.env` file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["auto", "local", "remote"]
+UI = Literal["gradio", "streamlit"]
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the checkout (or site-packages)
+
+
+class KitSettings(BaseSettings):
+    """Where the kit keeps its files and how the demo is exposed.
+
+    Every field can be set as `KIT_<NAME>` in the environment or in `.env`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KIT_", env_file=".env", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.cwd() / ".kit",
+        description="Folder for model artifacts, state and logs (git-ignored).",
+    )
+    backend: Backend = "auto"
+    auth: SecretStr | None = Field(
+        default=None, description="USER:PASS required from testers when the demo is shared."
+    )
+    lan_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - sharing on the LAN is the point, and requires auth
+        description="Address the demo binds when it is shared on the local network.",
+    )
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_has_user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            parse_auth(value.get_secret_value())
+            return value
+        return None
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def current_file(self) -> Path:
+        return self.home / "current.json"
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "state.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+
+def parse_auth(text: str) -> tuple[str, str]:
+    """Split 'USER:PASS' into its parts, refusing an empty user or password."""
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("credentials must look like USER:PASS (both non-empty)")
+    return user, password
+
+
+TELEMETRY_OFF = {  # usage statistics of the frameworks we run: off unless the user opts in
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "BENTOML_DO_NOT_TRACK": "True",
+    "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+}
+
+
+def disable_telemetry() -> None:
+    """Set the frameworks' opt-out variables, unless the user set them already."""
+    for name, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(name, value)
+
+
+def get_settings() -> KitSettings:
+    """Read the settings anew (the environment may change between calls, e.g. in tests)."""
+    return KitSettings()

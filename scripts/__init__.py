@@ -1,0 +1,1 @@
+"""Thin entry points: the `kit` CLI and one-file scripts."""

@@ -1,0 +1,206 @@
+"""`kit`: train or import a model, demo it, predict, check its status. Thin: logic lives in
+model/, app_prototype/ and app_production/; this file parses options and prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from model.errors import KitError
+from model.settings import Backend, KitSettings, disable_telemetry, get_settings, parse_auth
+
+EXIT_CODES = (
+    "Exit codes: 0 ok · 1 unexpected error · 2 invalid input or usage (including serving beyond "
+    "localhost without credentials) · 3 model artifact missing or tampered · 4 model service "
+    "unavailable."
+)
+
+app = typer.Typer(
+    help="Prototype-to-production kit for scikit-learn models.\n\n"
+    "Start with `kit train` (example model) or `kit import`, then `kit demo`.\n\n" + EXIT_CODES,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def kit_errors() -> Iterator[None]:
+    """Turn the kit's errors into one red line and the documented exit code."""
+    try:
+        yield
+    except KitError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(exc.exit_code) from exc
+    except ValueError as exc:  # bad option values (e.g. --auth without ':')
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _settings(**overrides: Any) -> KitSettings:
+    settings = get_settings()
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="Kit folder (models, state). Default: ./.kit or $KIT_HOME.")
+]
+BackendOption = Annotated[
+    Backend, typer.Option("--backend", "-b", help="local: model in-process; remote: the promoted "
+                          "service; auto: remote if one was promoted, else local.")
+]
+
+
+@app.command()
+def train(home: HomeOption = None) -> None:
+    """Train the example penguins classifier and save it as a new model version."""
+    from model.artifact import ModelStore
+    from model.train import train_example
+
+    with kit_errors(), console.status("training the example model (palmerpenguins)…"):
+        manifest = train_example(ModelStore(_settings(home=home).home))
+    acc, base = manifest.metrics["test_accuracy"], manifest.metrics["test_baseline_accuracy"]
+    console.print(
+        f"[green]✓[/] trained [bold]{manifest.name}:{manifest.version}[/] "
+        f"({manifest.estimator}); held-out accuracy {acc:.3f} (majority-class baseline {base:.3f})"
+    )
+
+
+@app.command("import")
+def import_(
+    model_file: Annotated[Path, typer.Argument(help="A fitted scikit-learn estimator or Pipeline saved with joblib.dump.")],
+    sample: Annotated[Path, typer.Option("--sample", help="CSV with real rows of the model's input columns.")],
+    target: Annotated[str | None, typer.Option("--target", help="Column of the sample to leave out (the label).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name (default: the file's stem).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Register your own model: infer its schema from a sample and save it in the artifact format.
+
+    Example: kit import churn.joblib --sample customers.csv --target churned --name churn
+    """
+    from model.artifact import ModelStore
+    from model.importer import import_model
+
+    with kit_errors(), console.status(f"importing {model_file}…"):
+        report = import_model(ModelStore(_settings(home=home).home), model_file, sample,
+                              target=target, name=name)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    m = report.manifest
+    features = ", ".join(f"{f.name} ({f.kind})" for f in m.schema_.features)
+    console.print(f"[green]✓[/] imported [bold]{m.name}:{m.version}[/] ({m.schema_.task}): {features}")
+    console.print("next: [bold]kit demo[/] or [bold]kit predict --json '<record>'[/]")
+
+
+@app.command()
+def predict(
+    json_text: Annotated[str, typer.Option("--json", help="One record (a JSON object) or a list of records; '-' reads stdin.")],
+    backend: BackendOption = "auto",
+    home: HomeOption = None,
+) -> None:
+    """Print one JSON line per prediction.
+
+    Example: kit predict --json '{"island": "Dream", "bill_length_mm": 39.1, ...}'
+    """
+    from app_production.backends import open_predictor
+
+    text = sys.stdin.read() if json_text == "-" else json_text
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        console.print(f"[bold red]error:[/] --json is not valid JSON ({exc})")
+        raise typer.Exit(2) from exc
+    records = payload if isinstance(payload, list) else [payload]
+    with kit_errors():
+        settings = _settings(home=home)
+        predictions = open_predictor(backend, settings).predict(records)
+    for prediction in predictions:
+        out.print(json.dumps(prediction.to_json()), markup=False)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Show the current model: name, version, whether its sha256 checks out, its metrics."""
+    from model.artifact import Manifest, ModelStore, verify
+    from model.errors import ArtifactError
+
+    settings = _settings(home=home)
+    with kit_errors():
+        folder = ModelStore(settings.home).current()
+    try:
+        manifest, sha_ok, problem = verify(folder), True, ""
+    except ArtifactError as exc:
+        manifest, sha_ok, problem = Manifest.from_file(folder / "manifest.json"), False, str(exc)
+    report = {
+        "name": manifest.name, "version": manifest.version, "sha256": manifest.sha256,
+        "sha256_ok": sha_ok, "created_at": manifest.created_at, "estimator": manifest.estimator,
+        "task": manifest.schema_.task, "metrics": manifest.metrics, "path": str(folder),
+    }
+    if as_json:
+        out.print(json.dumps(report), markup=False)
+    else:
+        table = Table(title="current model", show_header=False)
+        for key in ("name", "version", "estimator", "task", "created_at", "path"):
+            table.add_row(key, str(report[key]))
+        table.add_row("sha256", f"{manifest.sha256[:16]}… " + ("[green]ok[/]" if sha_ok else "[red]MISMATCH[/]"))
+        for key, value in manifest.metrics.items():
+            table.add_row(key, f"{value:.4g}")
+        out.print(table)
+    if not sha_ok:
+        console.print(f"[bold red]error:[/] {problem}")
+        raise typer.Exit(3)
+
+
+@app.command()
+def demo(
+    ui: Annotated[str, typer.Option("--ui", help="gradio or streamlit.")] = "gradio",
+    backend: BackendOption = "auto",
+    host: Annotated[str, typer.Option("--host", help="Address to bind. Anything but loopback needs --auth.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: Gradio 7860+, Streamlit 8501).")] = None,
+    share: Annotated[bool, typer.Option("--share", help="Gradio: ask for a public link, else fall back to the LAN. Streamlit: serve on the LAN. Needs --auth.")] = False,
+    share_server: Annotated[str | None, typer.Option("--share-server", help="Gradio: your own tunnel server HOST:PORT.")] = None,
+    auth: Annotated[str | None, typer.Option("--auth", help="USER:PASS asked of testers (or $KIT_AUTH). Never printed.", show_default=False)] = None,
+    home: HomeOption = None,
+) -> None:
+    """Run the demo UI generated from the model's schema, until Ctrl-C.
+
+    Examples: kit demo · kit demo --ui streamlit · kit demo --share --auth tester:s3cret
+    """
+    from scripts.demo import run_demo
+
+    if ui not in ("gradio", "streamlit"):
+        console.print(f"[bold red]error:[/] --ui must be 'gradio' or 'streamlit', got {ui!r}")
+        raise typer.Exit(2)
+    with kit_errors():
+        settings = _settings(home=home, backend=backend)
+        if auth is not None:
+            parse_auth(auth)
+        credentials = auth or (settings.auth.get_secret_value() if settings.auth else None)
+        code = run_demo(
+            ui, settings, host=host, port=port, share=share, share_server=share_server,
+            auth=parse_auth(credentials) if credentials else None, say=console.print,
+        )
+    raise typer.Exit(code)
+
+
+def main() -> None:  # pragma: no cover - the console script
+    disable_telemetry()
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
