@@ -33,8 +33,10 @@ def _widget(feature: Feature) -> gr.components.Component:
         return gr.Number(value=ui.widget_default(feature), **common)
     if feature.kind == "category":
         return gr.Dropdown(
-            choices=ui.choices_of(feature), value=feature.default,
-            allow_custom_value=feature.allow_unknown, **common,
+            choices=ui.choices_of(feature),
+            value=feature.default,
+            allow_custom_value=feature.allow_unknown,
+            **common,
         )
     if feature.kind == "boolean":
         return gr.Checkbox(value=bool(feature.default), **common)
@@ -61,7 +63,9 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
 
     def validate(*values: Any) -> list[dict[str, Any]]:
         messages = _field_messages(schema, values)
-        return [gr.validate(f.name not in messages, messages.get(f.name, "")) for f in schema.features]
+        return [
+            gr.validate(f.name not in messages, messages.get(f.name, "")) for f in schema.features
+        ]
 
     def predict(*values: Any) -> tuple[Any, str, dict[str, Any]]:
         record = ui.record_from_widgets(schema, values)
@@ -70,10 +74,16 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
         except InvalidInput as exc:
             raise gr.Error(str(exc), title="Invalid input") from exc
         except ServiceUnavailable as exc:
-            raise gr.Error(f"Model service unavailable: {exc}", title="Service unavailable") from exc
+            raise gr.Error(
+                f"Model service unavailable: {exc}", title="Service unavailable"
+            ) from exc
         summary = ui.prediction_summary(prediction, schema)
         shown = prediction.probabilities if schema.task == "classification" else prediction.value
-        return shown, f"**Prediction:** {summary} · answered by version `{prediction.model_version}`", prediction.to_json()
+        return (
+            shown,
+            f"**Prediction:** {summary} · answered by version `{prediction.model_version}`",
+            prediction.to_json(),
+        )
 
     # Name the API's parameters after the features: client.predict(island="Dream", ...)
     predict.__signature__ = validate.__signature__ = _signature(schema)  # type: ignore[attr-defined]
@@ -87,17 +97,22 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
             with gr.Column():
                 if schema.task == "classification":
                     output: gr.components.Component = gr.Label(
-                        label="class probabilities", num_top_classes=len(schema.classes or []),
+                        label="class probabilities",
+                        num_top_classes=len(schema.classes or []),
                         elem_id="out-label",
                     )
                 else:
-                    output = gr.Number(label=f"predicted {schema.target or 'value'}", elem_id="out-value")
+                    output = gr.Number(
+                        label=f"predicted {schema.target or 'value'}", elem_id="out-value"
+                    )
                 summary = gr.Markdown(elem_id="out-summary")
                 with gr.Accordion("Raw prediction (the API's JSON)", open=False):
                     raw = gr.JSON(label="prediction")
         if schema.examples:
             gr.Examples(examples=ui.example_rows(schema), inputs=inputs, label="Examples")
-        button.click(predict, inputs, [output, summary, raw], api_name="predict", validator=validate)
+        button.click(
+            predict, inputs, [output, summary, raw], api_name="predict", validator=validate
+        )
     return demo
 
 
@@ -123,11 +138,19 @@ def launch(
     """Start the demo without blocking. With `share`, fall back to the LAN when no link comes."""
     require_auth_if_exposed(host, share, auth)
     demo = build_demo(predictor)
-    options: dict[str, Any] = {"auth": auth, "prevent_thread_lock": True, "quiet": True, "theme": THEME}
+    options: dict[str, Any] = {
+        "auth": auth,
+        "prevent_thread_lock": True,
+        "quiet": True,
+        "theme": THEME,
+    }
     if share:
         _, local_url, share_url = demo.launch(
-            server_name=host, server_port=port, share=True,
-            share_server_address=share_server, **options,
+            server_name=host,
+            server_port=port,
+            share=True,
+            share_server_address=share_server,
+            **options,
         )
         if share_url:
             say(f"share link: {share_url} (protected by --auth)")
@@ -139,5 +162,7 @@ def launch(
         demo.close()
         host = lan_host
     _, local_url, _ = demo.launch(server_name=host, server_port=port, **options)
-    lan = lan_urls(demo.server_port, host) if not (host == "127.0.0.1" or host == "localhost") else []
+    lan = (
+        lan_urls(demo.server_port, host) if not (host == "127.0.0.1" or host == "localhost") else []
+    )
     return Launched(demo, local_url, None, lan)

@@ -46,11 +46,7 @@ def record_from_widgets(schema: ModelSchema, values: Sequence[Any]) -> Record:
     for feature, value in zip(schema.features, values, strict=True):
         if value == "" or value == MISSING_CHOICE:
             value = None
-        if (
-            feature.kind == "integer"
-            and isinstance(value, float)
-            and value.is_integer()
-        ):
+        if feature.kind == "integer" and isinstance(value, float) and value.is_integer():
             value = int(value)
         record[feature.name] = value
     return record

@@ -42,6 +42,9 @@ def lan_urls(port: int, host: str = "0.0.0.0") -> list[str]:  # noqa: S104
     urls = []
     for addresses in psutil.net_if_addrs().values():
         for address in addresses:
-            if address.family == socket.AF_INET and not ipaddress.ip_address(address.address).is_loopback:
+            if (
+                address.family == socket.AF_INET
+                and not ipaddress.ip_address(address.address).is_loopback
+            ):
                 urls.append(f"http://{address.address}:{port}/")
     return sorted(urls) or [f"http://127.0.0.1:{port}/ (no network interface besides loopback)"]

@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app_prototype import presentation as ui
 from app_production.backends import open_predictor
+from app_prototype import presentation as ui
 from model.errors import InvalidInput, KitError, ServiceUnavailable
 from model.predictor import Predictor
 from model.schema import Feature, ModelSchema
@@ -22,7 +22,7 @@ from model.settings import get_settings, parse_auth
 EXAMPLE_NONE = "(defaults)"
 
 
-@st.cache_resource(show_spinner="Loading the model…")
+@st.cache_resource(show_spinner="Loading the model…")  # type: ignore[untyped-decorator]
 def load_predictor(backend: str, home: str) -> Predictor:
     """Once per process (and per backend/home), never at import time."""
     settings = get_settings().model_copy(update={"backend": backend})
@@ -55,7 +55,10 @@ def _widget(feature: Feature) -> Any:
         # No min/max on the widget: Streamlit silently resets out-of-range values; the schema's
         # validation below names the field instead.
         return st.number_input(
-            feature.name, step=1 if feature.kind == "integer" else None, key=key, help=help_text,
+            feature.name,
+            step=1 if feature.kind == "integer" else None,
+            key=key,
+            help=help_text,
             placeholder=None if feature.required else "empty = missing",
         )
     if feature.kind == "category":
@@ -70,7 +73,9 @@ def _fill_widgets(schema: ModelSchema, only_missing: bool = False) -> None:
     chosen = st.session_state.get("example", EXAMPLE_NONE)
     rows = ui.example_rows(schema)
     labels = [f"Example {i + 1}" for i in range(len(rows))]
-    values = rows[labels.index(chosen)] if chosen in labels else [f.default for f in schema.features]
+    values = (
+        rows[labels.index(chosen)] if chosen in labels else [f.default for f in schema.features]
+    )
     for feature, value in zip(schema.features, values, strict=True):
         if only_missing and f"in_{feature.name}" in st.session_state:
             continue

@@ -65,8 +65,10 @@ class Manifest(BaseModel):
             return cls.model_validate(data)
         except FileNotFoundError as exc:
             raise ArtifactError(f"no manifest at {path}: train or import a model first") from exc
-        except (ValueError, KeyError) as exc:
-            raise ArtifactError(f"manifest {path} is not valid ({exc}): re-import the model") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ArtifactError(
+                f"manifest {path} is not valid ({exc}): re-import the model"
+            ) from exc
 
 
 def sha256_of(path: Path) -> str:
@@ -86,7 +88,7 @@ def library_versions() -> dict[str, str]:
 
 
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise ArtifactError(
             f"model name {name!r} is not valid: use lowercase letters, digits, '-' or '_' "
             "(at most 63 characters, starting with a letter or digit), e.g. 'penguins'"
@@ -104,7 +106,11 @@ class ModelStore:
 
     def versions(self, name: str) -> list[str]:
         folder = self.models_dir / name
-        found = [p.name for p in folder.iterdir() if (p / MANIFEST_FILE).exists()] if folder.is_dir() else []
+        found = (
+            [p.name for p in folder.iterdir() if (p / MANIFEST_FILE).exists()]
+            if folder.is_dir()
+            else []
+        )
         return sorted(found, key=lambda v: int(v[1:]) if v[1:].isdigit() else 0)
 
     def next_version(self, name: str) -> str:
@@ -165,12 +171,16 @@ class ModelStore:
         """Folder of the current model; a clear error if there is none yet."""
         try:
             pointer = json.loads(self.current_file.read_text())
+            return self.path(str(pointer["name"]), str(pointer["version"]))
         except FileNotFoundError as exc:
             raise ArtifactError(
                 f"no model yet in {self.home}: run `kit train` (example model) or "
                 "`kit import MODEL.joblib --sample DATA.csv`"
             ) from exc
-        return self.path(pointer["name"], pointer["version"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(
+                f"{self.current_file} is damaged ({exc}): run `kit train` or `kit import` again"
+            ) from exc
 
 
 def describe_estimator(estimator: Any) -> str:

@@ -14,7 +14,7 @@ from sklearn.metrics import accuracy_score, mean_absolute_error, r2_score
 from model.artifact import Manifest, ModelStore, check_name
 from model.errors import ArtifactError
 from model.inference import infer_schema
-from model.predictor import records_to_frame
+from model.predictor import as_model_input, records_to_frame
 from model.schema import Task
 
 SAMPLE_CHECK_ROWS = 5
@@ -85,7 +85,9 @@ def import_model(
             "save your model with joblib.dump(model, path)"
         ) from exc
     if not hasattr(estimator, "predict"):
-        raise ArtifactError(f"{model_path} holds a {type(estimator).__name__}, which has no predict()")
+        raise ArtifactError(
+            f"{model_path} holds a {type(estimator).__name__}, which has no predict()"
+        )
     notes: list[str] = []
     y = None
     if target is not None:
@@ -93,14 +95,21 @@ def import_model(
             raise ArtifactError(
                 f"target column {target!r} is not in the sample; columns are {list(sample.columns)}"
             )
+        unlabelled = int(sample[target].isna().sum())
+        if unlabelled:
+            notes.append(f"{unlabelled} sample row(s) without a {target!r} value were left out")
+            sample = sample[sample[target].notna()]
+        if len(sample) == 0:
+            raise ArtifactError(f"no row of the sample has a value in the target column {target!r}")
         y, sample = sample[target], sample.drop(columns=[target])
     features = _align_with_estimator(estimator, sample, notes)
     task = _task_of(estimator)
     classes = [str(c) for c in estimator.classes_] if task == "classification" else None
-    schema = infer_schema(features, task=task, classes=classes)
+    labelled = features.assign(**{target: y}) if target is not None and y is not None else features
+    schema = infer_schema(labelled, task=task, target=target, classes=classes)
     frame = records_to_frame(schema, schema.validate_records(schema.examples))
     try:  # one real prediction, through the same conversion the predictor uses
-        estimator.predict(frame.head(SAMPLE_CHECK_ROWS))
+        estimator.predict(as_model_input(estimator, frame.head(SAMPLE_CHECK_ROWS)))
     except Exception as exc:
         raise ArtifactError(
             f"the model failed to predict on records from the sample ({type(exc).__name__}: "
@@ -109,16 +118,24 @@ def import_model(
     metrics: dict[str, float] = {"n_sample": float(len(sample))}
     if y is not None:
         full = records_to_frame(schema, _records(features))
-        predicted = estimator.predict(full)
+        predicted = estimator.predict(as_model_input(estimator, full))
         if task == "classification":
-            metrics["sample_accuracy"] = float(accuracy_score(y.astype(str), [str(p) for p in predicted]))
+            metrics["sample_accuracy"] = float(
+                accuracy_score(y.astype(str), [str(p) for p in predicted])
+            )
         else:
             metrics["sample_r2"] = float(r2_score(y, predicted))
             metrics["sample_mae"] = float(mean_absolute_error(y, predicted))
-        notes.append("metrics are measured on the sample you gave, which may overlap the training data")
+        notes.append(
+            "metrics are measured on the sample you gave, which may overlap the training data"
+        )
     manifest = store.save(
-        name=name, schema=schema, metrics=metrics, source="import",
-        model_file=model_path, estimator=estimator,
+        name=name,
+        schema=schema,
+        metrics=metrics,
+        source="import",
+        model_file=model_path,
+        estimator=estimator,
     )
     return ImportReport(manifest=manifest, notes=notes)
 
@@ -126,6 +143,6 @@ def import_model(
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """DataFrame rows as records with None for missing values (no validation)."""
     return [
-        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        {str(k): (None if pd.isna(v) else v) for k, v in row.items()}
         for row in frame.to_dict(orient="records")
     ]

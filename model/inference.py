@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,8 +41,9 @@ def infer_feature(name: str, column: pd.Series) -> Feature:
     if len(values) == 0:
         raise ValueError(f"column {name!r} has no values in the sample: cannot infer its type")
     if _is_bool_column(values):
-        default: Any = bool(values.mode().iloc[0])
-        return Feature(name=name, kind="boolean", required=required, default=default)
+        return Feature(
+            name=name, kind="boolean", required=required, default=bool(values.mode().iloc[0])
+        )
     if pd.api.types.is_numeric_dtype(values):
         numbers = values.astype(float)
         integral = pd.api.types.is_integer_dtype(column) or (
@@ -51,13 +51,14 @@ def infer_feature(name: str, column: pd.Series) -> Feature:
         )
         low, high = _nice_bounds(float(numbers.min()), float(numbers.max()), integral)
         median = float(numbers.median())
+        default: float | int = round(median) if integral else float(f"{median:.6g}")
         return Feature(
             name=name,
             kind="integer" if integral else "number",
             minimum=low,
             maximum=high,
             required=required,
-            default=int(round(median)) if integral else round(median, 4),
+            default=min(max(default, low), high),
         )
     texts = values.astype(str)
     distinct = sorted(texts.unique())

@@ -95,6 +95,11 @@ def records_to_frame(schema: ModelSchema, records: Sequence[Record]) -> pd.DataF
     return pd.DataFrame(columns, columns=schema.feature_names)
 
 
+def as_model_input(estimator: Any, frame: pd.DataFrame) -> Any:
+    """A DataFrame for estimators fitted on one (they record `feature_names_in_`), else an array."""
+    return frame if hasattr(estimator, "feature_names_in_") else frame.to_numpy()
+
+
 class LocalPredictor:
     """The model loaded in-process from a verified artifact (sha256 checked before unpickling)."""
 
@@ -111,8 +116,12 @@ class LocalPredictor:
     def info(self) -> ModelInfo:
         m = self.manifest
         return ModelInfo(
-            name=m.name, version=m.version, model_schema=self.schema, sha256=m.sha256,
-            metrics=m.metrics, backend="local",
+            name=m.name,
+            version=m.version,
+            model_schema=self.schema,
+            sha256=m.sha256,
+            metrics=m.metrics,
+            backend="local",
         )
 
     def predict(self, records: Sequence[Record]) -> list[Prediction]:
@@ -124,6 +133,7 @@ class LocalPredictor:
     def predict_frame(self, frame: pd.DataFrame) -> list[Prediction]:
         """Predict already-validated rows (used by batch paths that validate in bulk)."""
         version = self.manifest.version
+        frame = as_model_input(self.estimator, frame)
         if self.schema.task == "regression":
             values = self.estimator.predict(frame)
             return [Prediction(value=float(v), model_version=version) for v in values]

@@ -77,7 +77,11 @@ class Feature(BaseModel):
         if self.kind in ("number", "integer"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return self.expectation()
-            if not math.isfinite(value):
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:  # an int too large for a float, e.g. 10**400 from JSON
+                finite = False
+            if not finite:
                 return f"{self.expectation()} (finite, not NaN or infinity)"
             if self.kind == "integer" and not float(value).is_integer():
                 return self.expectation()
@@ -163,8 +167,9 @@ class ModelSchema(BaseModel):
             if feature.name not in record:
                 if feature.required:
                     errors.append(
-                        FieldError(index, feature.name, f"{feature.expectation()} (required)",
-                                   missing=True)
+                        FieldError(
+                            index, feature.name, f"{feature.expectation()} (required)", missing=True
+                        )
                     )
                 continue
             problem = feature.check(record[feature.name])

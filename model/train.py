@@ -40,7 +40,7 @@ SEED = 42
 
 def load_example_data() -> pd.DataFrame:
     """Penguins with the features and the target (344 rows; some features missing)."""
-    data = load_penguins()
+    data: pd.DataFrame = load_penguins()
     return data[[*FEATURES, TARGET]].dropna(subset=[TARGET]).reset_index(drop=True)
 
 
@@ -72,13 +72,17 @@ def example_schema(data: pd.DataFrame) -> ModelSchema:
     return schema
 
 
-def evaluate(pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, prefix: str = "") -> dict[str, float]:
+def evaluate(
+    pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, prefix: str = ""
+) -> dict[str, float]:
     predicted = pipeline.predict(x)
     return {
         f"{prefix}accuracy": float(accuracy_score(y, predicted)),
         f"{prefix}balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
         f"{prefix}f1_macro": float(f1_score(y, predicted, average="macro")),
-        f"{prefix}log_loss": float(log_loss(y, pipeline.predict_proba(x), labels=pipeline.classes_)),
+        f"{prefix}log_loss": float(
+            log_loss(y, pipeline.predict_proba(x), labels=pipeline.classes_)
+        ),
     }
 
 

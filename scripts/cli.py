@@ -12,9 +12,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from model.errors import KitError
+from model.errors import InvalidInput, KitError
 from model.settings import Backend, KitSettings, disable_telemetry, get_settings, parse_auth
 
 EXIT_CODES = (
@@ -30,7 +31,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)  # no hard wraps: greppable
 out = Console(highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,8 +41,13 @@ def kit_errors() -> Iterator[None]:
     """Turn the kit's errors into one red line and the documented exit code."""
     try:
         yield
+    except InvalidInput as exc:
+        console.print(f"[bold red]error:[/] invalid input ({len(exc.errors)} problem(s)):")
+        for error in exc.errors:
+            console.print(f"  record {error.record}: {error.message}", markup=False)
+        raise typer.Exit(exc.exit_code) from exc
     except KitError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code) from exc
     except ValueError as exc:  # bad option values (e.g. --auth without ':')
         console.print(f"[bold red]error:[/] {exc}")
@@ -54,11 +60,17 @@ def _settings(**overrides: Any) -> KitSettings:
 
 
 HomeOption = Annotated[
-    Path | None, typer.Option("--home", help="Kit folder (models, state). Default: ./.kit or $KIT_HOME.")
+    Path | None,
+    typer.Option("--home", help="Kit folder (models, state). Default: ./.kit or $KIT_HOME."),
 ]
 BackendOption = Annotated[
-    Backend, typer.Option("--backend", "-b", help="local: model in-process; remote: the promoted "
-                          "service; auto: remote if one was promoted, else local.")
+    Backend,
+    typer.Option(
+        "--backend",
+        "-b",
+        help="local: model in-process; remote: the promoted "
+        "service; auto: remote if one was promoted, else local.",
+    ),
 ]
 
 
@@ -79,10 +91,19 @@ def train(home: HomeOption = None) -> None:
 
 @app.command("import")
 def import_(
-    model_file: Annotated[Path, typer.Argument(help="A fitted scikit-learn estimator or Pipeline saved with joblib.dump.")],
-    sample: Annotated[Path, typer.Option("--sample", help="CSV with real rows of the model's input columns.")],
-    target: Annotated[str | None, typer.Option("--target", help="Column of the sample to leave out (the label).")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Model name (default: the file's stem).")] = None,
+    model_file: Annotated[
+        Path,
+        typer.Argument(help="A fitted scikit-learn estimator or Pipeline saved with joblib.dump."),
+    ],
+    sample: Annotated[
+        Path, typer.Option("--sample", help="CSV with real rows of the model's input columns.")
+    ],
+    target: Annotated[
+        str | None, typer.Option("--target", help="Column of the sample to leave out (the label).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Model name (default: the file's stem).")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Register your own model: infer its schema from a sample and save it in the artifact format.
@@ -93,19 +114,27 @@ def import_(
     from model.importer import import_model
 
     with kit_errors(), console.status(f"importing {model_file}…"):
-        report = import_model(ModelStore(_settings(home=home).home), model_file, sample,
-                              target=target, name=name)
+        report = import_model(
+            ModelStore(_settings(home=home).home), model_file, sample, target=target, name=name
+        )
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}")
     m = report.manifest
     features = ", ".join(f"{f.name} ({f.kind})" for f in m.schema_.features)
-    console.print(f"[green]✓[/] imported [bold]{m.name}:{m.version}[/] ({m.schema_.task}): {features}")
+    console.print(
+        f"[green]✓[/] imported [bold]{m.name}:{m.version}[/] ({m.schema_.task}): {features}"
+    )
     console.print("next: [bold]kit demo[/] or [bold]kit predict --json '<record>'[/]")
 
 
 @app.command()
 def predict(
-    json_text: Annotated[str, typer.Option("--json", help="One record (a JSON object) or a list of records; '-' reads stdin.")],
+    json_text: Annotated[
+        str,
+        typer.Option(
+            "--json", help="One record (a JSON object) or a list of records; '-' reads stdin."
+        ),
+    ],
     backend: BackendOption = "auto",
     home: HomeOption = None,
 ) -> None:
@@ -146,9 +175,15 @@ def status(
     except ArtifactError as exc:
         manifest, sha_ok, problem = Manifest.from_file(folder / "manifest.json"), False, str(exc)
     report = {
-        "name": manifest.name, "version": manifest.version, "sha256": manifest.sha256,
-        "sha256_ok": sha_ok, "created_at": manifest.created_at, "estimator": manifest.estimator,
-        "task": manifest.schema_.task, "metrics": manifest.metrics, "path": str(folder),
+        "name": manifest.name,
+        "version": manifest.version,
+        "sha256": manifest.sha256,
+        "sha256_ok": sha_ok,
+        "created_at": manifest.created_at,
+        "estimator": manifest.estimator,
+        "task": manifest.schema_.task,
+        "metrics": manifest.metrics,
+        "path": str(folder),
     }
     if as_json:
         out.print(json.dumps(report), markup=False)
@@ -156,7 +191,10 @@ def status(
         table = Table(title="current model", show_header=False)
         for key in ("name", "version", "estimator", "task", "created_at", "path"):
             table.add_row(key, str(report[key]))
-        table.add_row("sha256", f"{manifest.sha256[:16]}… " + ("[green]ok[/]" if sha_ok else "[red]MISMATCH[/]"))
+        table.add_row(
+            "sha256",
+            f"{manifest.sha256[:16]}… " + ("[green]ok[/]" if sha_ok else "[red]MISMATCH[/]"),
+        )
         for key, value in manifest.metrics.items():
             table.add_row(key, f"{value:.4g}")
         out.print(table)
@@ -169,11 +207,31 @@ def status(
 def demo(
     ui: Annotated[str, typer.Option("--ui", help="gradio or streamlit.")] = "gradio",
     backend: BackendOption = "auto",
-    host: Annotated[str, typer.Option("--host", help="Address to bind. Anything but loopback needs --auth.")] = "127.0.0.1",
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: Gradio 7860+, Streamlit 8501).")] = None,
-    share: Annotated[bool, typer.Option("--share", help="Gradio: ask for a public link, else fall back to the LAN. Streamlit: serve on the LAN. Needs --auth.")] = False,
-    share_server: Annotated[str | None, typer.Option("--share-server", help="Gradio: your own tunnel server HOST:PORT.")] = None,
-    auth: Annotated[str | None, typer.Option("--auth", help="USER:PASS asked of testers (or $KIT_AUTH). Never printed.", show_default=False)] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind. Anything but loopback needs --auth.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port (default: Gradio 7860+, Streamlit 8501).")
+    ] = None,
+    share: Annotated[
+        bool,
+        typer.Option(
+            "--share",
+            help="Gradio: ask for a public link, else fall back to the LAN. "
+            "Streamlit: serve on the LAN. Needs --auth.",
+        ),
+    ] = False,
+    share_server: Annotated[
+        str | None, typer.Option("--share-server", help="Gradio: your own tunnel server HOST:PORT.")
+    ] = None,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            "--auth",
+            help="USER:PASS asked of testers (or $KIT_AUTH). Never printed.",
+            show_default=False,
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Run the demo UI generated from the model's schema, until Ctrl-C.
@@ -191,8 +249,14 @@ def demo(
             parse_auth(auth)
         credentials = auth or (settings.auth.get_secret_value() if settings.auth else None)
         code = run_demo(
-            ui, settings, host=host, port=port, share=share, share_server=share_server,
-            auth=parse_auth(credentials) if credentials else None, say=console.print,
+            ui,
+            settings,
+            host=host,
+            port=port,
+            share=share,
+            share_server=share_server,
+            auth=parse_auth(credentials) if credentials else None,
+            say=console.print,
         )
     raise typer.Exit(code)
 

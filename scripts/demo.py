@@ -44,15 +44,23 @@ def run_demo(
     if ui == "streamlit":
         if share_server:
             raise KitError("--share-server is a Gradio option; Streamlit shares on the LAN")
-        return _run_streamlit(settings, host=settings.lan_host if share else host, port=port,
-                              auth=auth, say=say)
-    return _run_gradio(settings, host=host, port=port, share=share, share_server=share_server,
-                       auth=auth, say=say)
+        return _run_streamlit(
+            settings, host=settings.lan_host if share else host, port=port, auth=auth, say=say
+        )
+    return _run_gradio(
+        settings, host=host, port=port, share=share, share_server=share_server, auth=auth, say=say
+    )
 
 
 def _run_gradio(
-    settings: KitSettings, *, host: str, port: int | None, share: bool, share_server: str | None,
-    auth: tuple[str, str] | None, say: Callable[[str], None],
+    settings: KitSettings,
+    *,
+    host: str,
+    port: int | None,
+    share: bool,
+    share_server: str | None,
+    auth: tuple[str, str] | None,
+    say: Callable[[str], None],
 ) -> int:
     from app_production.backends import open_predictor
     from app_prototype.gradio_app import launch
@@ -60,8 +68,16 @@ def _run_gradio(
     predictor = open_predictor(settings.backend, settings)
     info = predictor.info()
     say(f"model {info.title} · backend {info.backend} · starting Gradio…")
-    launched = launch(predictor, host=host, port=port, auth=auth, share=share,
-                      share_server=share_server, lan_host=settings.lan_host, say=say)
+    launched = launch(
+        predictor,
+        host=host,
+        port=port,
+        auth=auth,
+        share=share,
+        share_server=share_server,
+        lan_host=settings.lan_host,
+        say=say,
+    )
     say(f"Demo running at {launched.local_url} (Ctrl-C to stop)")
     for url in launched.lan:
         say(f"On your network: {url}")
@@ -75,22 +91,42 @@ def _run_gradio(
 
 
 def _run_streamlit(
-    settings: KitSettings, *, host: str, port: int | None, auth: tuple[str, str] | None,
+    settings: KitSettings,
+    *,
+    host: str,
+    port: int | None,
+    auth: tuple[str, str] | None,
     say: Callable[[str], None],
 ) -> int:
     from app_production.backends import open_predictor
 
     info = open_predictor(settings.backend, settings).info()  # fail here, clearly, not in the page
     port = port or free_port(STREAMLIT_PORT, host)
-    env = {**os.environ, "KIT_HOME": str(settings.home), "KIT_BACKEND": settings.backend,
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {
+        **os.environ,
+        "KIT_HOME": str(settings.home),
+        "KIT_BACKEND": settings.backend,
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
     env.pop("KIT_AUTH", None)
     if auth:
         env["KIT_AUTH"] = f"{auth[0]}:{auth[1]}"  # via the environment, never the command line
     command = [
-        sys.executable, "-m", "streamlit", "run", str(STREAMLIT_APP),
-        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(STREAMLIT_APP),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--global.developmentMode",
+        "false",
     ]
     say(f"model {info.title} · backend {info.backend} · starting Streamlit…")
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)

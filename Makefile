@@ -1,0 +1,48 @@
+# Each target bootstraps what it needs: a fresh machine with Python 3.11 and make is enough.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
+PYTEST_ARGS ?=
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+install: $(STAMP) ## Create .venv with the locked dependencies and the kit (`kit` command)
+
+demo: $(STAMP) ## Train the example model if needed, then open the Gradio demo
+	@$(BIN)/kit status >/dev/null 2>&1 || $(BIN)/kit train
+	$(BIN)/kit demo $(DEMO_ARGS)
+
+browser: ## Install Debian's Chromium for the browser tests (apt-get, as root)
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+	@$(CHROMIUM) --version
+
+lint: $(STAMP) ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) browser lint ## Run every test (unit, integration, browser); sets itself up
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lock: ## Re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
+
+clean: ## Remove the venv, caches and test output (not your models in .kit/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output
+
+.PHONY: help install demo browser lint test lock clean

@@ -1,0 +1,55 @@
+"""Shared fixtures. Tests are marked by folder: unit/, integration/, e2e/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from model.artifact import ModelStore
+from model.settings import TELEMETRY_OFF
+from tests.helpers import OUTPUT_ROOT
+
+for _name, _value in {**TELEMETRY_OFF, "HF_HUB_OFFLINE": "1"}.items():
+    os.environ[_name] = _value  # before any test imports gradio, streamlit or bentoml
+for _name in [n for n in os.environ if n.startswith("KIT_")]:
+    del os.environ[_name]  # the developer's own settings must not leak into tests
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if folder in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, folder))
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kit home with the example model trained once per session. Treat it as read-only."""
+    from model.train import train_example
+
+    home = tmp_path_factory.mktemp("kit-home")
+    train_example(ModelStore(home))
+    return home
+
+
+@pytest.fixture
+def kit_home(trained_home: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained home, for tests that change it."""
+    home = tmp_path / "kit"
+    shutil.copytree(trained_home, home)
+    return home
+
+
+@pytest.fixture
+def output_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """test-output/<test name>/: screenshots and logs a person may want to look at."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])
+    folder = OUTPUT_ROOT / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    yield folder

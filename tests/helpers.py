@@ -1,0 +1,147 @@
+"""Test helpers: free ports, real server processes started and always stopped by their pid."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_SCRIPT = Path(sys.executable).parent / "kit"  # the installed console script, as users run it
+KIT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "scripts.cli"]
+OUTPUT_ROOT = ROOT / "test-output"
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the OS picks it on 127.0.0.1)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def closed_port() -> int:
+    """A loopback port that refuses connections (nothing listens there)."""
+    return free_port()
+
+
+def kit_env(home: Path, **extra: str) -> dict[str, str]:
+    """Environment for a `kit` subprocess: its own home, telemetry off, no stray KIT_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIT_")}
+    env.update(
+        KIT_HOME=str(home),
+        GRADIO_ANALYTICS_ENABLED="False",
+        HF_HUB_OFFLINE="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        BENTOML_DO_NOT_TRACK="True",
+        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
+        PYTHONUNBUFFERED="1",
+        COLUMNS="200",
+    )
+    env.update(extra)
+    return env
+
+
+def run_kit(
+    *args: str, home: Path, check: bool = False, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `kit ARGS` to completion and return its output."""
+    result = subprocess.run(
+        [*KIT, *args],
+        cwd=ROOT,
+        env=kit_env(home, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"kit {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+class ServerProcess:
+    """A long-running command in its own process group, its output in a log file.
+
+    `stop()` signals the group whose id is the pid we started (never a name), then waits.
+    """
+
+    def __init__(
+        self, command: list[str], log: Path, env: dict[str, str], cwd: Path = ROOT
+    ) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float = 90) -> re.Match[str]:
+        """Wait for output matching `pattern`; fail with the output on exit or timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.output())
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"exited with {self.proc.returncode} before {pattern!r}:\n{self.output()}"
+                )
+            time.sleep(0.2)
+        raise AssertionError(f"no {pattern!r} after {timeout} s:\n{self.output()}")
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+        self._log.close()
+
+
+def start_kit(*args: str, home: Path, log: Path, **env: str) -> ServerProcess:
+    return ServerProcess([*KIT, *args], log, kit_env(home, **env))
+
+
+def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
+    """GET a loopback URL; (status, body) also for error statuses."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if http_get(url, timeout=2)[0] < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
