@@ -54,8 +54,9 @@ def _widget(feature: Feature) -> Any:
     if feature.kind in ("number", "integer"):
         # No min/max on the widget: Streamlit silently resets out-of-range values; the schema's
         # validation below names the field instead.
-        return st.number_input(
+        return st.number_input(  # value=None: a cleared field is sent as missing, not 0.0
             feature.name,
+            value=None,
             step=1 if feature.kind == "integer" else None,
             key=key,
             help=help_text,
@@ -99,7 +100,7 @@ def show_prediction(predictor: Predictor, schema: ModelSchema, values: list[Any]
     st.success(f"Prediction: {ui.prediction_summary(prediction, schema)}")
     if prediction.probabilities:
         chart = pd.DataFrame(ui.probabilities_sorted(prediction), columns=["class", "probability"])
-        st.bar_chart(chart, x="class", y="probability", horizontal=True)
+        st.bar_chart(chart, x="class", y="probability", horizontal=True, sort=False)
     st.caption(f"answered by model version {prediction.model_version}")
     with st.expander("Raw prediction (the API's JSON)"):
         st.json(prediction.to_json())

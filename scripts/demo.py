@@ -127,6 +127,8 @@ def _run_streamlit(
         "false",
         "--global.developmentMode",
         "false",
+        "--client.toolbarMode",
+        "viewer",
     ]
     say(f"model {info.title} · backend {info.backend} · starting Streamlit…")
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)

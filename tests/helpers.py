@@ -145,3 +145,29 @@ def wait_http(url: str, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+FAKE_FRPC = """#!{python}
+# Stands in for Gradio's frpc tunnel client (it cannot be downloaded here): like the real one,
+# it dials the share server and prints frpc's own failure line.
+import socket, sys
+host, port = sys.argv[sys.argv.index("--server_addr") + 1].rsplit(":", 1)
+try:
+    socket.create_connection((host, int(port)), timeout=2).close()
+except OSError as exc:
+    reason = exc.strerror
+    print(f"login to server failed: dial tcp {{host}}:{{port}}: connect: {{reason}}", flush=True)
+    sys.exit(1)
+"""
+
+
+def fake_frpc_home(tmp_path: Path) -> Path:
+    """An HF_HOME whose frpc is the stand-in: Gradio then never downloads the real one."""
+    from gradio.tunneling import BINARY_FILENAME
+
+    hf_home = tmp_path / "hf"
+    binary = hf_home / "gradio" / "frpc" / BINARY_FILENAME
+    binary.parent.mkdir(parents=True)
+    binary.write_text(FAKE_FRPC.format(python=sys.executable))
+    binary.chmod(0o755)
+    return hf_home

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, closed_port, free_port, http_get, run_kit, start_kit
+from tests.helpers import ROOT, closed_port, fake_frpc_home, free_port, http_get, run_kit, start_kit
 
 GENTOO = {
     "island": "Biscoe",
@@ -155,31 +155,6 @@ def test_bad_auth_value_is_refused(kit_home: Path) -> None:
     assert "no-colon-here" not in result.stderr  # never echo a credential
 
 
-FAKE_FRPC = """#!{python}
-# Stands in for Gradio's frpc tunnel client (it cannot be downloaded here): like the real one,
-# it dials the share server and prints frpc's own failure line.
-import socket, sys
-host, port = sys.argv[sys.argv.index("--server_addr") + 1].rsplit(":", 1)
-try:
-    socket.create_connection((host, int(port)), timeout=2).close()
-except OSError as exc:
-    reason = exc.strerror
-    print(f"login to server failed: dial tcp {{host}}:{{port}}: connect: {{reason}}", flush=True)
-    sys.exit(1)
-"""
-
-
-def _fake_frpc_home(tmp_path: Path) -> Path:
-    from gradio.tunneling import BINARY_FILENAME
-
-    hf_home = tmp_path / "hf"
-    binary = hf_home / "gradio" / "frpc" / BINARY_FILENAME
-    binary.parent.mkdir(parents=True)
-    binary.write_text(FAKE_FRPC.format(python=sys.executable))
-    binary.chmod(0o755)
-    return hf_home
-
-
 def test_gradio_share_failure_falls_back_to_the_lan(
     kit_home: Path, tmp_path: Path, output_dir: Path
 ) -> None:
@@ -198,7 +173,7 @@ def test_gradio_share_failure_falls_back_to_the_lan(
         f"tester:{password}",
         home=kit_home,
         log=output_dir / "demo.log",
-        HF_HOME=str(_fake_frpc_home(tmp_path)),
+        HF_HOME=str(fake_frpc_home(tmp_path)),
         KIT_LAN_HOST="127.0.0.2",
     )
     try:
