@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score, mean_absolute_error, r2_score
 
 from model.artifact import Manifest, ModelStore, check_name
 from model.errors import ArtifactError
-from model.inference import infer_schema
+from model.inference import infer_schema, records_from_frame
 from model.predictor import as_model_input, records_to_frame
 from model.schema import Task
 
@@ -117,7 +117,7 @@ def import_model(
         ) from exc
     metrics: dict[str, float] = {"n_sample": float(len(sample))}
     if y is not None:
-        full = records_to_frame(schema, _records(features))
+        full = records_to_frame(schema, records_from_frame(features, schema.features))
         predicted = estimator.predict(as_model_input(estimator, full))
         if task == "classification":
             metrics["sample_accuracy"] = float(
@@ -138,11 +138,3 @@ def import_model(
         estimator=estimator,
     )
     return ImportReport(manifest=manifest, notes=notes)
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame rows as records with None for missing values (no validation)."""
-    return [
-        {str(k): (None if pd.isna(v) else v) for k, v in row.items()}
-        for row in frame.to_dict(orient="records")
-    ]

@@ -90,14 +90,14 @@ def _pick_examples(sample: pd.DataFrame, labels: pd.Series | None, n: int) -> pd
     return rows.sample(n=min(n, len(rows)), random_state=0) if len(rows) else rows
 
 
-def _example_records(picked: pd.DataFrame, features: list[Feature]) -> list[Record]:
-    """Rows as JSON-friendly records (python types, None for missing)."""
-    examples = []
-    for _, row in picked.iterrows():
+def records_from_frame(frame: pd.DataFrame, features: list[Feature]) -> list[Record]:
+    """Rows as JSON-friendly records (python types, None for missing), typed by the features."""
+    records = []
+    for _, row in frame.iterrows():
         record: Record = {}
         for f in features:
             value = row[f.name]
-            if value is None or (isinstance(value, float) and math.isnan(value)):
+            if pd.isna(value):
                 record[f.name] = None
             elif f.kind == "integer":
                 record[f.name] = int(value)
@@ -107,8 +107,8 @@ def _example_records(picked: pd.DataFrame, features: list[Feature]) -> list[Reco
                 record[f.name] = bool(value)
             else:
                 record[f.name] = str(value)
-        examples.append(record)
-    return examples
+        records.append(record)
+    return records
 
 
 def infer_schema(
@@ -139,5 +139,5 @@ def infer_schema(
         features=features,
         classes=classes,
         target=target,
-        examples=_example_records(picked, features),
+        examples=records_from_frame(picked, features),
     )

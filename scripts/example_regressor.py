@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import joblib
+import pandas as pd
 import typer
 from palmerpenguins import load_penguins
 from sklearn.compose import ColumnTransformer
@@ -51,10 +52,15 @@ def build() -> Pipeline:
     )
 
 
+def training_data() -> pd.DataFrame:
+    data: pd.DataFrame = load_penguins()
+    return data.dropna(subset=[TARGET])[[*CATEGORIES, *NUMBERS, TARGET]]
+
+
 def main(
     out: Annotated[Path, typer.Option(help="Folder for regressor.joblib and sample.csv.")],
 ) -> None:
-    data = load_penguins().dropna(subset=[TARGET])[[*CATEGORIES, *NUMBERS, TARGET]]
+    data = training_data()
     model = build().fit(data.drop(columns=[TARGET]), data[TARGET])
     out.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, out / "regressor.joblib")

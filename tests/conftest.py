@@ -53,3 +53,26 @@ def output_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     yield folder
+
+
+@pytest.fixture(scope="session")
+def regression_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kit home whose current model is a user's regressor, brought in with `kit import`."""
+    import joblib
+
+    from model.importer import import_model
+    from scripts.example_regressor import TARGET, build, training_data
+
+    folder = tmp_path_factory.mktemp("regressor")
+    data = training_data()
+    joblib.dump(build().fit(data.drop(columns=[TARGET]), data[TARGET]), folder / "model.joblib")
+    data.sample(n=80, random_state=1).to_csv(folder / "sample.csv", index=False)
+    home = folder / "kit"
+    import_model(
+        ModelStore(home),
+        folder / "model.joblib",
+        folder / "sample.csv",
+        target=TARGET,
+        name="body-mass",
+    )
+    return home

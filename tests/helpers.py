@@ -18,6 +18,17 @@ KIT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "scripts.cl
 OUTPUT_ROOT = ROOT / "test-output"
 
 
+# A record of the example model that only a Gentoo penguin fits (the defaults predict Adelie).
+GENTOO = {
+    "island": "Biscoe",
+    "bill_length_mm": 47.5,
+    "bill_depth_mm": 15.0,
+    "flipper_length_mm": 217,
+    "body_mass_g": 5400,
+    "sex": "male",
+}
+
+
 def free_port() -> int:
     """A port nothing listens on now (the OS picks it on 127.0.0.1)."""
     with socket.socket() as sock:

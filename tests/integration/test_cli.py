@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, closed_port, fake_frpc_home, free_port, http_get, run_kit, start_kit
-
-GENTOO = {
-    "island": "Biscoe",
-    "bill_length_mm": 47.5,
-    "bill_depth_mm": 15.0,
-    "flipper_length_mm": 217,
-    "body_mass_g": 5400,
-    "sex": "male",
-}
+from tests.helpers import (
+    GENTOO,
+    ROOT,
+    closed_port,
+    fake_frpc_home,
+    free_port,
+    http_get,
+    run_kit,
+    start_kit,
+)
 
 
 def _lines(text: str) -> list[dict[str, object]]:

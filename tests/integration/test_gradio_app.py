@@ -11,16 +11,7 @@ from gradio_client import Client
 
 from app_prototype.gradio_app import Launched, launch
 from model.predictor import LocalPredictor
-from tests.helpers import free_port, http_get
-
-GENTOO = {
-    "island": "Biscoe",
-    "bill_length_mm": 47.5,
-    "bill_depth_mm": 15.0,
-    "flipper_length_mm": 217,
-    "body_mass_g": 5400,
-    "sex": "male",
-}
+from tests.helpers import GENTOO, free_port, http_get
 
 
 def _client(url: str, **kwargs: object) -> Client:
@@ -91,5 +82,28 @@ def test_auth_protects_page_data_and_api(predictor: LocalPredictor) -> None:
             _client(launched.local_url, auth=("tester", "wrong-" + password))
         client = _client(launched.local_url, auth=("tester", password))
         assert client.predict(**GENTOO, api_name="/predict")[2]["label"] == "Gentoo"
+    finally:
+        launched.demo.close()
+
+
+def test_a_regression_model_shows_a_value(regression_home: Path) -> None:
+    """An imported regressor: the same generated UI answers with a number, not classes."""
+    predictor = LocalPredictor.from_home(regression_home)
+    launched = launch(predictor, port=free_port(), say=lambda _: None)
+    try:
+        record = {
+            "species": "Gentoo",
+            "island": "Biscoe",
+            "sex": "male",
+            "bill_length_mm": 47.5,
+            "bill_depth_mm": 15.0,
+            "flipper_length_mm": 217.0,
+        }
+        value, summary, raw = _client(launched.local_url).predict(**record, api_name="/predict")
+        expected = predictor.predict([record])[0]
+        assert raw == expected.to_json() and set(raw) == {"value", "model_version"}
+        assert value == pytest.approx(expected.value)
+        assert "body_mass_g" in summary
+        assert "body-mass:v1" in http_get(launched.local_url + "config")[1]
     finally:
         launched.demo.close()

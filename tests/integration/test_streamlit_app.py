@@ -389,3 +389,17 @@ def test_settings_are_read_on_every_run_and_the_cache_is_keyed_by_home_and_backe
 
     at = start_app(monkeypatch, trained_home, KIT_BACKEND="local")
     assert "`penguins:v1`" in at.markdown[0].value and not at.error
+
+
+def test_a_regression_model_shows_a_value(
+    monkeypatch: pytest.MonkeyPatch, regression_home: Path
+) -> None:
+    at = start_app(monkeypatch, regression_home)
+    assert "body-mass:v1" in " ".join(m.value for m in at.markdown)
+    click(at, "Predict")
+    expected = LocalPredictor.from_home(regression_home).predict(
+        [LocalPredictor.from_home(regression_home).schema.defaults()]
+    )[0]
+    assert expected.value is not None
+    assert [s.value for s in at.success] == [f"Prediction: {expected.value:,.6g} (body_mass_g)"]
+    assert not at.get("vega_lite_chart")  # no class chart for a value
