@@ -2,35 +2,57 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
+from app_production.state import read_state
 from model.errors import ServiceUnavailable
 from model.predictor import LocalPredictor, Predictor
 from model.settings import Backend, KitSettings
 
 
-def promoted_service(settings: KitSettings) -> dict[str, Any] | None:
-    """What `kit promote` recorded about the running service, or None if nothing was promoted."""
-    try:
-        state: dict[str, Any] = json.loads(settings.state_file.read_text())
-    except FileNotFoundError:
-        return None
-    return state if state.get("url") else None
-
-
 def open_predictor(backend: Backend, settings: KitSettings) -> Predictor:
-    """`local`: the current artifact in-process. `remote`: the promoted service.
-    `auto`: remote when a service was promoted, else local."""
-    service = promoted_service(settings)
-    if backend == "local" or (backend == "auto" and service is None):
+    """`local`: the current artifact in-process. `remote`: the service `kit promote` started.
+    `auto`: remote when a service was promoted (and not stopped), else local."""
+    state = read_state(settings)
+    if backend == "local" or (backend == "auto" and state is None):
         return LocalPredictor.from_home(settings.home)
-    if service is None:
+    if state is None:
         raise ServiceUnavailable(
             "no model service has been promoted yet: run `kit promote` first, "
             "or use --backend local to run the model in-process"
         )
-    raise ServiceUnavailable(
-        f"the promoted service at {service['url']} cannot be used: this version of the kit has "
-        "no remote client yet; use --backend local"
-    )
+    from app_production.client import RemotePredictor
+
+    def current_url() -> str | None:  # follows a service that `kit promote` replaced
+        latest = read_state(settings)
+        return latest.url if latest else None
+
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    return RemotePredictor(state.url, api_key=api_key, resolve_url=current_url)
+
+
+def service_report(settings: KitSettings) -> dict[str, object] | None:
+    """For `kit status`: where the promoted service is, whether it is ready, what it serves."""
+    from app_production.state import is_our_service, is_ready
+
+    state = read_state(settings)
+    if state is None:
+        return None
+    ready = is_ready(state.url)
+    served: str | None = None
+    problem = ""
+    if ready:
+        try:
+            served = open_predictor("remote", settings).info().title
+        except Exception as exc:  # shown, not fatal: status must report even a sick service
+            problem = str(exc)
+    return {
+        "url": state.url,
+        "docs": f"{state.url}/docs",
+        "ready": ready,
+        "running": is_our_service(state.pid),
+        "pid": state.pid,
+        "model_in_store": state.model,
+        "model_in_service": served,
+        "api_key_required": state.api_key_required,
+        "log": state.log,
+        "problem": problem,
+    }

@@ -45,6 +45,7 @@ class FieldError:
             "field": self.field,
             "expected": self.expected,
             "received": None if self.missing else received,
+            "missing": self.missing,
             "message": self.message,
         }
 

@@ -31,6 +31,9 @@ class KitSettings(BaseSettings):
     auth: SecretStr | None = Field(
         default=None, description="USER:PASS required from testers when the demo is shared."
     )
+    api_key: SecretStr | None = Field(
+        default=None, description="API key the model service requires (and the client sends)."
+    )
     lan_host: str = Field(
         default="0.0.0.0",  # noqa: S104 - sharing on the LAN is the point, and requires auth
         description="Address the demo binds when it is shared on the local network.",
@@ -59,6 +62,11 @@ class KitSettings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def bentoml_home(self) -> Path:
+        """The kit's own BentoML store (models and Bentos), inside its home folder."""
+        return self.home / "bentoml"
 
 
 def parse_auth(text: str) -> tuple[str, str]:

@@ -5,73 +5,22 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from model.errors import InvalidInput, KitError
-from model.settings import Backend, KitSettings, disable_telemetry, get_settings, parse_auth
-
-EXIT_CODES = (
-    "Exit codes: 0 ok · 1 unexpected error · 2 invalid input or usage (including serving beyond "
-    "localhost without credentials) · 3 model artifact missing or tampered · 4 model service "
-    "unavailable."
+from model.settings import disable_telemetry, parse_auth
+from scripts.common import (
+    BackendOption,
+    HomeOption,
+    app,
+    console,
+    kit_errors,
+    out,
 )
-
-app = typer.Typer(
-    help="Prototype-to-production kit for scikit-learn models.\n\n"
-    "Start with `kit train` (example model) or `kit import`, then `kit demo`.\n\n" + EXIT_CODES,
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-)
-console = Console(stderr=True, highlight=False, soft_wrap=True)  # no hard wraps: greppable
-out = Console(highlight=False, soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-@contextmanager
-def kit_errors() -> Iterator[None]:
-    """Turn the kit's errors into one red line and the documented exit code."""
-    try:
-        yield
-    except InvalidInput as exc:
-        console.print(f"[bold red]error:[/] invalid input ({len(exc.errors)} problem(s)):")
-        for error in exc.errors:
-            console.print(f"  record {error.record}: {error.message}", markup=False)
-        raise typer.Exit(exc.exit_code) from exc
-    except KitError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(exc.exit_code) from exc
-    except ValueError as exc:  # bad option values (e.g. --auth without ':')
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def _settings(**overrides: Any) -> KitSettings:
-    settings = get_settings()
-    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="Kit folder (models, state). Default: ./.kit or $KIT_HOME."),
-]
-BackendOption = Annotated[
-    Backend,
-    typer.Option(
-        "--backend",
-        "-b",
-        help="local: model in-process; remote: the promoted "
-        "service; auto: remote if one was promoted, else local.",
-    ),
-]
+from scripts.common import settings_with as _settings
 
 
 @app.command()
@@ -163,7 +112,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Show the current model: name, version, whether its sha256 checks out, its metrics."""
+    """Show the current model (name, version, sha256 check, metrics) and the backend: the
+    promoted service's URL, health, and the model version in the store and in the service."""
+    from app_production.backends import service_report
     from model.artifact import Manifest, ModelStore, verify
     from model.errors import ArtifactError
 
@@ -184,7 +135,12 @@ def status(
         "task": manifest.schema_.task,
         "metrics": manifest.metrics,
         "path": str(folder),
+        "backend": "local",
+        "service": None,
     }
+    service = service_report(settings)
+    if service is not None:
+        report["backend"], report["service"] = "remote", service
     if as_json:
         out.print(json.dumps(report), markup=False)
     else:
@@ -198,9 +154,27 @@ def status(
         for key, value in manifest.metrics.items():
             table.add_row(key, f"{value:.4g}")
         out.print(table)
+        out.print(_service_table(service))
     if not sha_ok:
         console.print(f"[bold red]error:[/] {problem}")
         raise typer.Exit(3)
+
+
+def _service_table(service: dict[str, object] | None) -> Table:
+    table = Table(title="backend", show_header=False)
+    if service is None:
+        table.add_row("backend", "local (model in-process): no service promoted; `kit promote`")
+        return table
+    table.add_row("backend", f"remote: {service['url']}")
+    health = "[green]ready[/]" if service["ready"] else "[red]not answering[/]"
+    table.add_row("health", health + ("" if service["running"] else " (process gone)"))
+    table.add_row("model in store", str(service["model_in_store"]))
+    table.add_row("model in service", str(service["model_in_service"] or "-"))
+    table.add_row("API docs", str(service["docs"]))
+    table.add_row("API key", "required" if service["api_key_required"] else "not required")
+    if service["problem"]:
+        table.add_row("problem", str(service["problem"]))
+    return table
 
 
 @app.command()
@@ -259,6 +233,10 @@ def demo(
             say=console.print,
         )
     raise typer.Exit(code)
+
+
+# The production commands (promote, serve, stop) register on the same app, listed after these.
+from scripts import service_commands  # noqa: E402, F401
 
 
 def main() -> None:  # pragma: no cover - the console script

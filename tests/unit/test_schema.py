@@ -369,6 +369,7 @@ def test_field_error_to_json_shape() -> None:
         "field": "bill_length_mm",
         "expected": "a number between 25 and 70",
         "received": 612.0,
+        "missing": False,
         "message": "feature 'bill_length_mm' must be a number between 25 and 70, got 612.0",
     }
 
@@ -384,7 +385,7 @@ def test_field_error_to_json_shows_non_finite_as_string(value: float, shown: str
 
 def test_field_error_to_json_of_missing_field() -> None:
     data = FieldError(0, "island", "one of 'Dream' (required)", missing=True).to_json()
-    assert data["received"] is None
+    assert data["received"] is None and data["missing"] is True
     assert data["message"] == "feature 'island' is missing: expected one of 'Dream' (required)"
 
 

@@ -1,0 +1,135 @@
+"""`RemotePredictor`: the Predictor protocol over HTTP, for the service `kit promote` started."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from model.errors import FieldError, InvalidInput, KitError, ServiceUnavailable
+from model.predictor import ModelInfo, Prediction
+from model.schema import ModelSchema, Record
+
+CONNECT_TIMEOUT_S = 3.05
+READ_TIMEOUT_S = 30.0
+
+
+class Unauthorized(KitError):
+    """The service wants an API key (KIT_API_KEY) that was missing or wrong."""
+
+    exit_code = 5
+
+
+def _session(api_key: str | None, retries: int) -> requests.Session:
+    session = requests.Session()  # one Session: connections are kept alive between calls
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=0,
+        status=retries,
+        other=0,
+        backoff_factor=0.1,  # waits 0, 0.2, 0.4, 0.8 s ... (Retry-After wins when sent)
+        status_forcelist=(429, 503),  # overloaded: wait and try again, never a UI failure
+        allowed_methods=frozenset({"POST"}),  # predictions are idempotent
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
+    session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=32))
+    session.headers["Content-Type"] = "application/json"
+    if api_key:
+        session.headers["X-API-Key"] = api_key
+    return session
+
+
+class RemotePredictor:
+    """Calls the model service: POST /predict and /metadata, with timeouts and retries.
+
+    `resolve_url`, when given, is asked for the service's URL again after a connection
+    failure: a service that `kit promote` replaced on another port is found without a restart.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        retries: int = 3,
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+        resolve_url: Callable[[], str | None] | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._resolve_url = resolve_url
+        self._session = _session(api_key, retries)
+        self._info: ModelInfo | None = None
+
+    def _post(self, route: str, payload: dict[str, Any]) -> Any:
+        try:
+            response = self._session.post(f"{self.url}{route}", json=payload, timeout=self.timeout)
+        except requests.ConnectionError as exc:
+            moved = self._resolve_url() if self._resolve_url else None
+            if moved and moved.rstrip("/") != self.url:
+                self.url = moved.rstrip("/")
+                return self._post(route, payload)
+            raise ServiceUnavailable(f"model service at {self.url} cannot be reached") from exc
+        except requests.Timeout as exc:
+            raise ServiceUnavailable(f"model service at {self.url} did not answer in time") from exc
+        if response.status_code == 401:
+            raise Unauthorized(
+                f"model service at {self.url} refused the request: set KIT_API_KEY to its API key"
+            )
+        if response.status_code == 422:
+            body = response.json()
+            raise InvalidInput(
+                [
+                    FieldError(e["record"], e["field"], e["expected"], e["received"], e["missing"])
+                    for e in body["errors"]
+                ]
+            )
+        if 400 <= response.status_code < 500:
+            raise InvalidInput([FieldError(0, "(request)", _error_text(response), None)])
+        if response.status_code >= 500:
+            status, text = response.status_code, _error_text(response)
+            raise ServiceUnavailable(f"model service at {self.url} answered {status}: {text}")
+        return response.json()
+
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            manifest = self._post("/metadata", {})
+            self._info = ModelInfo(
+                name=manifest["name"],
+                version=manifest["version"],
+                sha256=manifest["sha256"],
+                model_schema=ModelSchema.model_validate(manifest["schema"]),
+                metrics=manifest["metrics"],
+                backend=f"remote: {self.url}",
+            )
+        return self._info
+
+    def predict(self, records: Sequence[Record]) -> list[Prediction]:
+        body = self._post("/predict", {"records": list(records)})
+        return [Prediction.model_validate(p) for p in body["predictions"]]
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, list) and body:  # BentoML wraps some errors in a list
+        body = body[0]
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            return "; ".join(
+                f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail
+            )
+        return str(body.get("error") or body)
+    return str(body)[:200]

@@ -1,0 +1,245 @@
+"""`kit promote`: the current artifact becomes a BentoML service that the same UI calls.
+
+verify → store → build → start → ready → parity → record. Each step reports one line; any
+failure names the step, stops what this run started, and leaves the previous service serving.
+BENTOML_HOME must point at the kit's store before this module is imported (the CLI does it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Protocol
+
+from app_production.state import (
+    ServiceState,
+    is_our_service,
+    is_ready,
+    read_state,
+    stop_group,
+    wait_port_closed,
+)
+from model import artifact
+from model.errors import KitError
+from model.predictor import LocalPredictor, same_predictions
+from model.sampling import parity_records
+from model.settings import PACKAGE_ROOT, KitSettings
+
+SERVICE = "app_production.service:ModelService"
+READY_TIMEOUT_S = 90.0
+TOLERANCE = 1e-9
+# What the service imports, pinned to the versions installed here (the Bento's requirements).
+RUNTIME_PACKAGES = (
+    "bentoml",
+    "scikit-learn",
+    "joblib",
+    "pandas",
+    "numpy",
+    "scipy",
+    "pydantic",
+    "pydantic-settings",
+    "psutil",
+)
+
+
+class PromoteFailed(KitError):
+    exit_code = 6
+
+
+class Reporter(Protocol):
+    def step(self, title: str) -> AbstractContextManager[Callable[[str], None]]: ...
+
+
+def service_env(settings: KitSettings, model_tag: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(settings.bentoml_home),
+        "KIT_MODEL_TAG": model_tag,
+        "BENTOML_DO_NOT_TRACK": "True",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if settings.api_key is not None:
+        env["KIT_API_KEY"] = settings.api_key.get_secret_value()
+    return env
+
+
+def serve_command(target: str, host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "bentoml", "serve", target, "--host", host, "--port", str(port)]
+
+
+def save_to_store(folder: Path, manifest: artifact.Manifest) -> str:
+    """Copy the artifact (model + manifest) into the BentoML store; reuse an identical entry."""
+    import bentoml
+
+    tag = f"{manifest.name}:{manifest.version}"
+    try:
+        existing = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        existing = None
+    if existing is not None:
+        if existing.info.metadata.get("sha256") == manifest.sha256:
+            return tag
+        raise PromoteFailed(
+            f"the BentoML store already has a different {tag} (another sha256): "
+            "train or import again to make a new version"
+        )
+    metadata = {"manifest": manifest.model_dump_json_file(), "sha256": manifest.sha256}
+    with bentoml.models.create(tag, labels={"source": manifest.source}, metadata=metadata) as ref:
+        shutil.copyfile(folder / artifact.MODEL_FILE, ref.path_of(artifact.MODEL_FILE))
+        shutil.copyfile(folder / artifact.MANIFEST_FILE, ref.path_of(artifact.MANIFEST_FILE))
+    return tag
+
+
+def build_bento(model_tag: str, name: str) -> Any:
+    """`bentoml build` from Python: sources, pinned requirements, the model, a Dockerfile."""
+    import bentoml
+    from bentoml._internal.bento.build_config import BentoEnvSchema
+
+    os.environ["KIT_MODEL_TAG"] = model_tag  # the service module reads it when imported
+    return bentoml.bentos.build(
+        SERVICE,
+        name=f"kit-{name}",
+        build_ctx=str(PACKAGE_ROOT),
+        include=["model/*.py", "app_production/*.py"],
+        envs=[BentoEnvSchema(name="KIT_MODEL_TAG", value=model_tag)],
+        python={
+            "packages": [f"{p}=={version(p)}" for p in RUNTIME_PACKAGES],
+            "lock_packages": False,
+        },
+        labels={"model": model_tag.replace(":", "-")},
+    )
+
+
+def start_service(
+    settings: KitSettings, model_tag: str, bento_tag: str, host: str, port: int
+) -> ServiceState:
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    log = settings.logs_dir / f"service-{model_tag.replace(':', '-')}-{port}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            serve_command(bento_tag, host, port),
+            env=service_env(settings, model_tag),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    return ServiceState(
+        url=f"http://{shown}:{port}",
+        host=host,
+        port=port,
+        pid=process.pid,
+        model=model_tag,
+        bento=bento_tag,
+        log=str(log),
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        api_key_required=settings.api_key is not None,
+    )
+
+
+def wait_ready(state: ServiceState, timeout: float = READY_TIMEOUT_S) -> None:
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_ready(state.url, timeout=1.0):
+            return
+        if (
+            not psutil.pid_exists(state.pid)
+            or psutil.Process(state.pid).status() == psutil.STATUS_ZOMBIE
+        ):
+            raise PromoteFailed(
+                f"the service exited before it was ready; its log:\n{_tail(state.log)}"
+            )
+        time.sleep(0.1)
+    raise PromoteFailed(
+        f"/readyz did not answer 200 within {timeout:.0f} s; its log:\n{_tail(state.log)}"
+    )
+
+
+def check_parity(local: LocalPredictor, state: ServiceState, settings: KitSettings) -> int:
+    """Same records in-process and over HTTP: identical labels, probabilities within 1e-9."""
+    from app_production.client import RemotePredictor
+
+    records = parity_records(local.schema)
+    remote = RemotePredictor(state.url, api_key=_key(settings))
+    try:
+        for i, (a, b) in enumerate(
+            zip(local.predict(records), remote.predict(records), strict=True)
+        ):
+            if not same_predictions(a, b, TOLERANCE):
+                raise PromoteFailed(
+                    f"record {i} {json.dumps(records[i])}: "
+                    f"local {a.to_json()} != remote {b.to_json()}"
+                )
+    finally:
+        remote.close()
+    return len(records)
+
+
+def _key(settings: KitSettings) -> str | None:
+    return settings.api_key.get_secret_value() if settings.api_key else None
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def promote(settings: KitSettings, reporter: Reporter, *, host: str, port: int) -> ServiceState:
+    """Run every step; on failure stop the new service and keep the previous one serving."""
+    previous = read_state(settings)
+    started: ServiceState | None = None
+    try:
+        with reporter.step("verify artifact") as detail:
+            folder = artifact.ModelStore(settings.home).current()
+            manifest = artifact.verify(folder)
+            detail(f"{manifest.name}:{manifest.version}, sha256 {manifest.sha256[:12]}… ok")
+        with reporter.step("save to the BentoML model store") as detail:
+            model_tag = save_to_store(folder, manifest)
+            detail(f"{model_tag} in {settings.bentoml_home / 'models'}")
+        with reporter.step("build the Bento") as detail:
+            bento = build_bento(model_tag, manifest.name)
+            detail(
+                f"{bento.tag} (Dockerfile: {Path(bento.path) / 'env' / 'docker' / 'Dockerfile'})"
+            )
+        with reporter.step("start the service") as detail:
+            started = start_service(settings, model_tag, str(bento.tag), host, port)
+            detail(f"{started.url} (pid {started.pid}, log {started.log})")
+        with reporter.step("wait for /readyz") as detail:
+            wait_ready(started)
+            detail("ready")
+        with reporter.step("parity check (local vs remote)") as detail:
+            count = check_parity(LocalPredictor(folder), started, settings)
+            detail(f"{count} records: identical labels, probabilities within {TOLERANCE:g}")
+        with reporter.step("record the endpoint") as detail:
+            started.save(settings.state_file)
+            replaced = ""
+            if previous is not None and previous.pid != started.pid and is_ours(previous):
+                stop_group(previous.pid)
+                replaced = f"; replaced {previous.model} at {previous.url}"
+            detail(f"{settings.state_file}{replaced}")
+        return started
+    except BaseException:
+        if started is not None:
+            stop_group(started.pid)
+            wait_port_closed(host, port)
+            if previous is not None:
+                previous.save(settings.state_file)
+        raise
+
+
+def is_ours(state: ServiceState) -> bool:
+    return is_our_service(state.pid)

@@ -1,0 +1,121 @@
+"""The production service: the promoted model behind a BentoML HTTP API.
+
+Started by `kit promote` (in the background) or `kit serve` (in the foreground, as a container
+runs it). Which model it serves comes from `KIT_MODEL_TAG` (e.g. `penguins:v1`), a tag of the
+BentoML model store into which `kit promote` copied the artifact and its manifest.
+
+Routes: POST /predict {"records": [...]} -> {"predictions": [...]} (the contract's Prediction
+shape); POST /metadata -> name, version, sha256, schema, metrics; /livez, /readyz, /metrics and
+the OpenAPI document at /docs.json stay open; with KIT_API_KEY set every other route needs it.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from starlette.responses import JSONResponse
+
+from app_production.batching import GreedyBatcher
+from app_production.guards import ApiKeyGuard, BodyLimit
+from model.errors import InvalidInput
+from model.record_model import record_model
+from model.schema import ModelSchema
+
+MODEL_TAG = os.environ.get("KIT_MODEL_TAG", "")
+if not MODEL_TAG:
+    raise RuntimeError(
+        "KIT_MODEL_TAG is not set: start the service with `kit promote` or `kit serve`"
+    )
+MANIFEST: dict[str, Any] = json.loads(bentoml.models.get(MODEL_TAG).info.metadata["manifest"])
+SCHEMA = ModelSchema.model_validate(MANIFEST["schema"])
+MAX_RECORDS = int(os.environ.get("KIT_MAX_RECORDS", "1000"))
+MAX_BODY_BYTES = int(os.environ.get("KIT_MAX_BODY_BYTES", str(1 << 20)))
+
+# Validation is the schema's own (the same field errors as in-process); the OpenAPI document
+# shows the generated record model: the real features with their bounds and choices.
+Records = Annotated[
+    list[dict[str, Any]],
+    Field(max_length=MAX_RECORDS),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": record_model(SCHEMA).model_json_schema(),
+            "maxItems": MAX_RECORDS,
+            "description": f"Records of model {MANIFEST['name']}:{MANIFEST['version']}",
+        }
+    ),
+]
+
+
+class PredictOutput(BaseModel):
+    """{"predictions": [...]}: one Prediction per record, in order (for the OpenAPI document)."""
+
+    predictions: list[dict[str, Any]] = Field(
+        description='classification: {"label", "probabilities", "model_version"}; '
+        'regression: {"value", "model_version"}'
+    )
+
+
+class MetadataOutput(BaseModel):
+    """The manifest of the served model (for the OpenAPI document)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    version: str
+    sha256: str
+
+
+@bentoml.service(
+    name="kit_model",
+    workers=1,
+    traffic={"timeout": 30},
+    logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": "/predict,/metadata"},
+)
+class ModelService:
+    model_ref = bentoml.models.BentoModel(MODEL_TAG)  # class-level: `bentoml build` packs it
+
+    def __init__(self) -> None:
+        from model.predictor import LocalPredictor, records_to_frame
+
+        # Verifies the sha256 against the manifest before unpickling, as everywhere in the kit.
+        self.predictor = LocalPredictor(Path(self.model_ref.path))
+        self._to_frame = records_to_frame
+        self.batcher: GreedyBatcher[dict[str, Any], dict[str, Any]] = GreedyBatcher(self._run)
+        self._run(SCHEMA.validate_records(SCHEMA.examples or [SCHEMA.defaults()]))  # warm up
+        gc.collect()
+        gc.freeze()  # the imports' objects leave the collector's work: shorter pauses
+
+    def _run(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        frame = self._to_frame(SCHEMA, rows)
+        return [p.to_json() for p in self.predictor.predict_frame(frame)]
+
+    # The handlers return ready JSON responses (the contract's exact shape, errors with their
+    # own status); output_spec describes them in the OpenAPI document.
+    @bentoml.api(route="/predict", output_spec=PredictOutput)  # type: ignore[untyped-decorator]
+    async def predict(self, records: Records) -> Any:
+        """Predict records; 422 with one error per bad field (nothing is predicted then)."""
+        try:
+            clean = SCHEMA.validate_records(records)
+        except InvalidInput as exc:
+            errors = [error.to_json() for error in exc.errors]
+            return JSONResponse({"error": str(exc), "errors": errors}, status_code=422)
+        predictions = await self.batcher.submit(clean) if clean else []
+        return JSONResponse({"predictions": predictions})
+
+    @bentoml.api(route="/metadata", output_spec=MetadataOutput)  # type: ignore[untyped-decorator]
+    def metadata(self) -> Any:
+        """The served model: name, version, sha256, schema, metrics, library versions."""
+        return JSONResponse(MANIFEST)
+
+
+# Added last = outermost: the key is checked before the body is read.
+ModelService.add_asgi_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)  # type: ignore[attr-defined]
+if api_key := os.environ.get("KIT_API_KEY"):
+    ModelService.add_asgi_middleware(ApiKeyGuard, api_key=api_key)  # type: ignore[attr-defined]

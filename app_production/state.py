@@ -1,0 +1,108 @@
+"""The running service's state file, and ending exactly the processes the kit started."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from model.settings import KitSettings
+
+
+@dataclass
+class ServiceState:
+    """What `kit promote` started: enough for `kit status`, `kit stop` and the remote backend."""
+
+    url: str
+    host: str
+    port: int
+    pid: int  # the `bentoml serve` process; it leads its own process group
+    model: str  # BentoML model tag, e.g. "penguins:v1"
+    bento: str
+    log: str
+    started_at: str
+    api_key_required: bool = False
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)  # readers (a running UI) see the old or the new state, never half
+
+    @classmethod
+    def load(cls, path: Path) -> ServiceState | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError):
+            return None  # a damaged file is treated as "nothing promoted"
+
+
+def read_state(settings: KitSettings) -> ServiceState | None:
+    return ServiceState.load(settings.state_file)
+
+
+def is_ready(url: str, timeout: float = 2.0) -> bool:
+    """GET /readyz == 200 (loopback or the address the user chose)."""
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=timeout) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def is_our_service(pid: int) -> bool:
+    """The pid is alive and is a `bentoml serve` (not a recycled pid of something else)."""
+    try:
+        command = " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    return "bentoml" in command and "serve" in command
+
+
+def stop_group(pid: int, timeout: float = 15.0) -> list[int]:
+    """End the process group led by `pid` (supervisor and workers); return the pids ended.
+
+    A killed supervisor otherwise leaves its worker serving on the port, so the whole group
+    gets SIGTERM, then SIGKILL for whatever is still alive after `timeout`.
+    """
+    try:
+        leader = psutil.Process(pid)
+        members = [leader, *leader.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+    pids = [p.pid for p in members]
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return pids
+    _, alive = psutil.wait_procs(members, timeout=timeout)
+    if alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        for process in alive:  # a member that left the group still gets its kill
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(alive, timeout=timeout)
+    return pids
+
+
+def wait_port_closed(host: str, port: int, timeout: float = 10.0) -> bool:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port)) != 0:  # noqa: S104
+                return True
+        time.sleep(0.1)
+    return False

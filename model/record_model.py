@@ -1,0 +1,48 @@
+"""A pydantic model of one record, generated from a `ModelSchema` (for OpenAPI documents)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from model.schema import Feature, ModelSchema
+
+_TYPES: dict[str, Any] = {"number": float, "integer": int, "boolean": bool, "text": str}
+
+
+def _field(feature: Feature) -> tuple[Any, Any]:
+    if feature.kind == "category" and not feature.allow_unknown:
+        annotation: Any = Literal[tuple(feature.choices or [])]
+    else:
+        annotation = _TYPES.get(feature.kind, str)
+    if not feature.required:
+        annotation = annotation | None
+    description = " · ".join(
+        part for part in (feature.description, feature.unit and f"unit: {feature.unit}") if part
+    )
+    info = Field(
+        default=... if feature.required else None,
+        ge=feature.minimum,
+        le=feature.maximum,
+        description=description or None,
+        examples=[feature.default] if feature.default is not None else None,
+    )
+    return annotation, info
+
+
+def record_model(schema: ModelSchema, name: str = "Record") -> type[BaseModel]:
+    """Strict pydantic model of a record: no coercion, no NaN/infinity, no unknown fields.
+
+    The kit validates records with `ModelSchema.validate_records` (one error per field, the same
+    messages everywhere); this model describes the same rules to OpenAPI readers and clients.
+    """
+    fields = {feature.name: _field(feature) for feature in schema.features}
+    examples: Any = schema.examples[:1]
+    config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={"examples": examples} if examples else None,
+    )
+    return create_model(name, __config__=config, **fields)  # type: ignore[call-overload, no-any-return]

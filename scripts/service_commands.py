@@ -1,0 +1,141 @@
+"""`kit promote`, `kit serve`, `kit stop`: the production side of the kit."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from app_prototype.sharing import is_loopback
+from model.errors import KitError
+from scripts.common import (
+    HomeOption,
+    app,
+    console,
+    kit_errors,
+    settings_with,
+    use_kit_bentoml_store,
+)
+
+SERVICE_PORT = 3000
+HostOption = Annotated[
+    str, typer.Option("--host", help="Address to listen on. Beyond loopback needs KIT_API_KEY.")
+]
+
+
+class StepPrinter:
+    """One line per step: ✓ title: detail (seconds), with a spinner while it runs."""
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[Callable[[str], None]]:
+        from app_production.promote import PromoteFailed
+
+        detail = [""]
+        started = time.perf_counter()
+        try:
+            with console.status(f"{title}…"):
+                yield lambda text: detail.__setitem__(0, text)
+        except KitError:
+            console.print(f"[red]✗[/] {title} [dim]({time.perf_counter() - started:.1f} s)[/]")
+            raise
+        except Exception as exc:  # a library's error: name the step, keep the reason
+            console.print(f"[red]✗[/] {title} [dim]({time.perf_counter() - started:.1f} s)[/]")
+            raise PromoteFailed(f"{title} failed: {type(exc).__name__}: {exc}") from exc
+        seconds = time.perf_counter() - started
+        console.print(f"[green]✓[/] {title}: {detail[0]} [dim]({seconds:.1f} s)[/]")
+
+
+def _refuse_exposure(host: str, has_key: bool) -> None:
+    if not is_loopback(host) and not has_key:
+        raise KitError(
+            f"refusing to serve the model API on {host} without an API key: set KIT_API_KEY "
+            "(clients send it in the X-API-Key header), or listen on 127.0.0.1"
+        )
+
+
+@app.command()
+def promote(
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port (default: the first free from 3000).")
+    ] = None,
+    host: HostOption = "127.0.0.1",
+    home: HomeOption = None,
+) -> None:
+    """Serve the current model as a BentoML API that the same UI then calls.
+
+    Steps: verify the artifact (sha256) → save it to the BentoML model store → build a Bento
+    (with its Dockerfile) → start the service in the background → wait for /readyz → check
+    that local and remote predictions are identical → record the endpoint for `kit demo`.
+    Promoting again replaces the running service once the new one is ready.
+    With KIT_API_KEY set, the API requires that key.
+    """
+    from scripts.demo import free_port
+
+    settings = settings_with(home=home)
+    with kit_errors():
+        _refuse_exposure(host, settings.api_key is not None)
+        use_kit_bentoml_store(settings)
+        from app_production.promote import promote as run_promote
+
+        if port is None:
+            port = free_port(SERVICE_PORT, host)
+        elif free_port(port, host) != port:
+            raise KitError(
+                f"port {port} is in use: choose another, or omit --port to take a free one"
+            )
+        started = time.perf_counter()
+        state = run_promote(settings, StepPrinter(), host=host, port=port)
+    url = state.url
+    console.print(f"API: [bold]{url}/predict[/]   docs: {url}/docs   OpenAPI: {url}/docs.json")
+    console.print(
+        "next: [bold]kit demo[/] (the same UI, now calling the service) · `kit status` · `kit stop`"
+    )
+    console.print(f"promoted {state.model} in {time.perf_counter() - started:.1f} s")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = SERVICE_PORT,
+    host: HostOption = "127.0.0.1",
+    home: HomeOption = None,
+) -> None:
+    """Run the production service for the current model in the foreground (what a container
+    runs); Ctrl-C stops it. `kit promote` does the same in the background, with checks."""
+    settings = settings_with(home=home)
+    with kit_errors():
+        _refuse_exposure(host, settings.api_key is not None)
+        use_kit_bentoml_store(settings)
+        from app_production.promote import SERVICE, save_to_store, serve_command, service_env
+        from model import artifact
+        from model.settings import PACKAGE_ROOT
+
+        folder = artifact.ModelStore(settings.home).current()
+        model_tag = save_to_store(folder, artifact.verify(folder))
+    console.print(f"serving {model_tag} on http://{host}:{port} (docs: /docs) · Ctrl-C stops")
+    os.chdir(PACKAGE_ROOT)
+    command = serve_command(SERVICE, host, port)
+    os.execve(command[0], command, service_env(settings, model_tag))  # noqa: S606 - becomes the service
+
+
+@app.command()
+def stop(home: HomeOption = None) -> None:
+    """Stop the service `kit promote` started (its whole process group) and forget it."""
+    from app_production.state import is_our_service, read_state, stop_group, wait_port_closed
+
+    settings = settings_with(home=home)
+    state = read_state(settings)
+    if state is None:
+        console.print("no promoted service to stop")
+        return
+    if is_our_service(state.pid):
+        ended = stop_group(state.pid)
+        wait_port_closed(state.host, state.port)
+        console.print(f"[green]✓[/] stopped {state.model} at {state.url} ({len(ended)} processes)")
+    else:
+        console.print(f"{state.model} at {state.url} was not running (pid {state.pid} is gone)")
+    settings.state_file.unlink(missing_ok=True)
+    console.print("the UI now uses the local model (`kit demo`), until the next `kit promote`")
