@@ -20,6 +20,13 @@ def open_predictor(backend: Backend, settings: KitSettings) -> Predictor:
             "or use --backend local to run the model in-process"
         )
     from app_production.client import RemotePredictor
+    from app_production.state import is_ready
+
+    if not is_ready(state.url):
+        raise ServiceUnavailable(
+            f"the promoted service {state.model} at {state.url} is not answering: start it again "
+            "with `kit promote`, forget it with `kit stop`, or use --backend local"
+        )
 
     def current_url() -> str | None:  # follows a service that `kit promote` replaced
         latest = read_state(settings)

@@ -58,33 +58,46 @@ def test_readme_shows_the_two_commands_first() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.timeout(900)
 def test_every_command_of_the_usage_block(tmp_path: Path, output_dir: Path) -> None:
     home = tmp_path / "kit"
     env = _shell_env(home, tmp_path)
     commands = readme_block()
     assert commands[0] == "source .venv/bin/activate" and (VENV_BIN / "activate").exists()
-    ran = []
-    for i, command in enumerate(commands[1:]):
-        command = command.replace("/tmp/body-mass", str(tmp_path / "body-mass"))
-        if re.match(r"kit demo\b", command):
-            _serve_and_check(command, env, output_dir / f"{i}-demo.log")
-        else:
-            result = subprocess.run(
-                ["bash", "-c", command],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=180,
-                check=False,
-            )
-            assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
-            if command.startswith("kit predict"):
-                prediction = json.loads(result.stdout)
-                assert prediction["model_version"] == "v1"
-                assert prediction.get("label") == "Gentoo" or prediction.get("value", 0) > 4000
-        ran.append(command.split()[:2])
-    assert ["kit", "import"] in ran and ["kit", "demo"] in ran
+    ran: list[str] = []
+    try:
+        for i, command in enumerate(commands[1:]):
+            command = command.replace("/tmp/body-mass", str(tmp_path / "body-mass"))
+            remote = "kit promote" in ran and "kit stop" not in ran
+            if re.match(r"kit demo\b", command):
+                output = _serve_and_check(command, env, output_dir / f"{i}-demo.log")
+                assert ("backend remote: http://127.0.0.1:" in output) == remote, output
+            else:
+                result = subprocess.run(
+                    ["bash", "-c", command],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    check=False,
+                )
+                assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+                if command.startswith("kit predict"):
+                    _check_prediction(json.loads(result.stdout))
+            ran.append(" ".join(command.split()[:2]))
+    finally:
+        if "kit promote" in ran and "kit stop" not in ran:
+            subprocess.run(["bash", "-c", "kit stop"], cwd=ROOT, env=env, check=False, timeout=60)
+    assert {"kit import", "kit demo", "kit promote", "kit stop"} <= set(ran)
+
+
+def _check_prediction(prediction: dict[str, object]) -> None:
+    assert prediction["model_version"] == "v1"
+    if "label" in prediction:
+        assert prediction["label"] == "Gentoo"
+    else:  # the body-mass regressor: grams of a penguin
+        assert 2000 < float(prediction["value"]) < 7000  # type: ignore[arg-type]
 
 
 @pytest.mark.timeout(600)
