@@ -28,7 +28,7 @@ def _session(api_key: str | None, retries: int) -> requests.Session:
     retry = Retry(
         total=retries,
         connect=retries,
-        read=0,
+        read=False,  # a read timeout surfaces as requests.Timeout, not as a connection error
         status=retries,
         other=0,
         backoff_factor=0.1,  # waits 0, 0.2, 0.4, 0.8 s ... (Retry-After wins when sent)

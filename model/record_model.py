@@ -2,18 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import sys
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+)
 
 from model.schema import Feature, ModelSchema
 
 _TYPES: dict[str, Any] = {"number": float, "integer": int, "boolean": bool, "text": str}
 
 
+def _whole_float_to_int(value: Any) -> Any:
+    """181.0 is a valid integer, as in `Feature.check` (JSON numbers carry no int/float type)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _finite_int(value: int) -> int:
+    if abs(value) > sys.float_info.max:  # 10**400 has no float: the model could not use it
+        raise ValueError("integer too large (finite, not NaN or infinity)")
+    return value
+
+
 def _field(feature: Feature) -> tuple[Any, Any]:
+    bounds = Field(ge=feature.minimum, le=feature.maximum)
     if feature.kind == "category" and not feature.allow_unknown:
         annotation: Any = Literal[tuple(feature.choices or [])]
+    elif feature.kind == "integer":
+        annotation = Annotated[
+            int, bounds, BeforeValidator(_whole_float_to_int), AfterValidator(_finite_int)
+        ]
+    elif feature.kind == "number":
+        annotation = Annotated[float, bounds]
     else:
         annotation = _TYPES.get(feature.kind, str)
     if not feature.required:
@@ -23,8 +51,6 @@ def _field(feature: Feature) -> tuple[Any, Any]:
     )
     info = Field(
         default=... if feature.required else None,
-        ge=feature.minimum,
-        le=feature.maximum,
         description=description or None,
         examples=[feature.default] if feature.default is not None else None,
     )

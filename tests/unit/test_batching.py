@@ -1,0 +1,252 @@
+"""`GreedyBatcher`: no wait when idle, merging while busy, outputs routed back in order."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import pytest
+
+from app_production.batching import GreedyBatcher
+
+WAIT_S = 5.0  # upper bound for any wait on the model thread; a healthy test never reaches it
+
+
+class GatedModel:
+    """A run_batch that records each call and blocks its first call until `release` is set.
+
+    While the first call blocks, every later submit queues up: the next call shows what the
+    batcher merged. `fail_when(items)` makes a call raise instead of answering.
+    """
+
+    def __init__(self, fail_when: Callable[[list[int]], bool] | None = None) -> None:
+        self.calls: list[list[int]] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.threads: set[str] = set()
+        self._fail_when = fail_when
+
+    def __call__(self, items: list[int]) -> Sequence[int]:
+        self.calls.append(list(items))
+        self.threads.add(threading.current_thread().name)
+        if len(self.calls) == 1:
+            self.started.set()
+            if not self.release.wait(WAIT_S):
+                raise AssertionError("the test never released the first batch")
+        if self._fail_when is not None and self._fail_when(items):
+            raise ValueError(f"model failed on {items}")
+        return [item * 10 for item in items]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(call) for call in self.calls]
+
+
+async def _first_batch_running(model: GatedModel) -> None:
+    """Wait (without blocking the loop) until the model thread runs the first batch."""
+    assert await asyncio.to_thread(model.started.wait, WAIT_S), "the first batch never started"
+
+
+async def _let_tasks_queue() -> None:
+    """Give freshly created tasks a few loop turns: each appends itself to the pending queue."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def _run(
+    model: GatedModel,
+    batcher: GreedyBatcher[int, int],
+    coro_fn: Callable[[], Coroutine[Any, Any, None]],
+) -> None:
+    """asyncio.run(coro_fn()), always releasing the model thread and closing the batcher."""
+    try:
+        asyncio.run(coro_fn())
+    finally:
+        model.release.set()
+        batcher.close()
+
+
+def test_single_caller_runs_at_once_with_outputs_in_order() -> None:
+    calls: list[list[int]] = []
+
+    def run_batch(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        return [item * 10 for item in items]
+
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(run_batch)
+    try:
+        started = time.monotonic()
+        outputs = asyncio.run(batcher.submit([3, 1, 2]))
+        elapsed = time.monotonic() - started
+    finally:
+        batcher.close()
+    assert outputs == [30, 10, 20]
+    assert calls == [[3, 1, 2]]
+    assert batcher.batches == 1
+    assert elapsed < 1.0, f"an idle batcher must not wait for company ({elapsed:.2f} s)"
+
+
+def test_sequential_callers_each_get_their_own_batch() -> None:
+    calls: list[list[int]] = []
+
+    def run_batch(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        return [item + 1 for item in items]
+
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(run_batch)
+
+    async def main() -> list[list[int]]:
+        return [await batcher.submit([i]) for i in range(4)]
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert results == [[1], [2], [3], [4]]
+    assert calls == [[0], [1], [2], [3]]
+    assert batcher.batches == 4
+
+
+def test_callers_arriving_during_a_batch_are_merged_and_routed_back() -> None:
+    model = GatedModel()
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(model)
+    # Distinct inputs of distinct lengths: a mix-up between callers or within one shows.
+    requests = {k: [k * 100 + j for j in range(k % 3 + 1)] for k in range(1, 9)}
+    results: dict[int, list[int]] = {}
+
+    async def main() -> None:
+        first = asyncio.create_task(batcher.submit([7]))
+        await _first_batch_running(model)
+        others = {k: asyncio.create_task(batcher.submit(items)) for k, items in requests.items()}
+        await _let_tasks_queue()
+        model.release.set()
+        assert await asyncio.wait_for(first, WAIT_S) == [70]
+        for k, task in others.items():
+            results[k] = await asyncio.wait_for(task, WAIT_S)
+
+    _run(model, batcher, main)
+    assert model.sizes == [1, sum(len(items) for items in requests.values())]
+    assert batcher.batches == 2
+    # The merged call holds the callers' items in submission order...
+    assert model.calls[1] == [item for items in requests.values() for item in items]
+    # ...and each caller gets exactly its own outputs, in its own order.
+    assert results == {k: [item * 10 for item in items] for k, items in requests.items()}
+    assert len(model.threads) == 1, "one worker thread runs the model"
+
+
+def test_an_exception_reaches_every_caller_of_the_batch_and_the_batcher_recovers() -> None:
+    model = GatedModel(fail_when=lambda items: 666 in items)
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(model)
+    outcomes: list[object] = []
+    after: list[list[int]] = []
+
+    async def main() -> None:
+        first = asyncio.create_task(batcher.submit([1]))
+        await _first_batch_running(model)
+        doomed = [asyncio.create_task(batcher.submit(items)) for items in ([2], [666], [3, 4])]
+        await _let_tasks_queue()
+        model.release.set()
+        assert await asyncio.wait_for(first, WAIT_S) == [10]
+        done = await asyncio.wait_for(asyncio.gather(*doomed, return_exceptions=True), WAIT_S)
+        outcomes.extend(done)
+        # The batcher still works: one caller alone, then two merged ones.
+        after.append(await asyncio.wait_for(batcher.submit([5]), WAIT_S))
+        after.extend(
+            await asyncio.wait_for(
+                asyncio.gather(batcher.submit([6]), batcher.submit([7, 8])), WAIT_S
+            )
+        )
+
+    _run(model, batcher, main)
+    assert model.calls[:2] == [[1], [2, 666, 3, 4]]
+    assert len(outcomes) == 3
+    for outcome in outcomes:
+        assert isinstance(outcome, ValueError), outcome
+        assert "666" in str(outcome)
+    assert after == [[50], [60], [70, 80]]
+    assert batcher.batches == len(model.calls)  # failed calls are counted too
+
+
+def test_max_items_splits_queued_callers_into_several_calls() -> None:
+    model = GatedModel()
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(model, max_items=3)
+    queued = [[1, 2], [3, 4], [5], [6, 7, 8], [9, 10, 11, 12, 13]]
+    results: list[list[int]] = []
+
+    async def main() -> None:
+        first = asyncio.create_task(batcher.submit([0]))
+        await _first_batch_running(model)
+        tasks = [asyncio.create_task(batcher.submit(items)) for items in queued]
+        await _let_tasks_queue()
+        model.release.set()
+        assert await asyncio.wait_for(first, WAIT_S) == [0]
+        results.extend(await asyncio.wait_for(asyncio.gather(*tasks), WAIT_S))
+
+    _run(model, batcher, main)
+    # [1,2] alone (adding [3,4] would make 4 > 3), then [3,4]+[5], then [6,7,8]; a caller
+    # over the limit is never split: it runs whole, alone.
+    assert model.calls == [[0], [1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11, 12, 13]]
+    assert all(size <= 3 for size in model.sizes[:-1])
+    assert batcher.batches == 5
+    assert results == [[item * 10 for item in items] for items in queued]
+
+
+def test_a_cancelled_caller_does_not_break_the_others() -> None:
+    model = GatedModel()
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(model)
+    results: dict[str, object] = {}
+
+    async def main() -> None:
+        first = asyncio.create_task(batcher.submit([1]))  # cancelled while the model runs it
+        await _first_batch_running(model)
+        a = asyncio.create_task(batcher.submit([2, 3]))
+        b = asyncio.create_task(batcher.submit([4, 5]))  # cancelled while queued
+        c = asyncio.create_task(batcher.submit([6]))
+        await _let_tasks_queue()
+        first.cancel()
+        b.cancel()
+        await _let_tasks_queue()
+        model.release.set()
+        for name, task in {"first": first, "a": a, "b": b, "c": c}.items():
+            try:
+                results[name] = await asyncio.wait_for(task, WAIT_S)
+            except asyncio.CancelledError:
+                results[name] = "cancelled"
+        results["later"] = await asyncio.wait_for(batcher.submit([9]), WAIT_S)
+
+    _run(model, batcher, main)
+    assert results == {
+        "first": "cancelled",
+        "a": [20, 30],
+        "b": "cancelled",
+        "c": [60],
+        "later": [90],
+    }
+    # The cancelled caller's items were already queued: the others' offsets must skip them.
+    assert model.calls == [[1], [2, 3, 4, 5, 6], [9]]
+
+
+@pytest.mark.parametrize("callers", [2, 50])
+def test_callers_submitted_in_one_loop_turn_share_one_call(callers: int) -> None:
+    calls: list[list[int]] = []
+
+    def run_batch(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        return [item * 10 for item in items]
+
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(run_batch)
+    inputs = [list(range(k * 10, k * 10 + k % 4 + 1)) for k in range(callers)]
+
+    async def main() -> list[list[int]]:
+        return await asyncio.wait_for(asyncio.gather(*map(batcher.submit, inputs)), WAIT_S)
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert results == [[item * 10 for item in items] for items in inputs]
+    assert calls == [[item for items in inputs for item in items]]
+    assert batcher.batches == 1
