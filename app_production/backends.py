@@ -38,7 +38,7 @@ def open_predictor(backend: Backend, settings: KitSettings) -> Predictor:
 
 def service_report(settings: KitSettings) -> dict[str, object] | None:
     """For `kit status`: where the promoted service is, whether it is ready, what it serves."""
-    from app_production.state import is_our_service, is_ready
+    from app_production.state import is_ready, service_processes
 
     state = read_state(settings)
     if state is None:
@@ -55,7 +55,7 @@ def service_report(settings: KitSettings) -> dict[str, object] | None:
         "url": state.url,
         "docs": f"{state.url}/docs",
         "ready": ready,
-        "running": is_our_service(state.pid),
+        "running": bool(service_processes(state)),
         "pid": state.pid,
         "model_in_store": state.model,
         "model_in_service": served,

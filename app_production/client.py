@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -69,7 +70,9 @@ class RemotePredictor:
 
     def _post(self, route: str, payload: dict[str, Any]) -> Any:
         try:
-            response = self._session.post(f"{self.url}{route}", json=payload, timeout=self.timeout)
+            # allow_nan: a NaN gets the server's field error (422), not a client-side crash
+            body = json.dumps(payload, allow_nan=True)
+            response = self._session.post(f"{self.url}{route}", data=body, timeout=self.timeout)
         except requests.ConnectionError as exc:
             moved = self._resolve_url() if self._resolve_url else None
             if moved and moved.rstrip("/") != self.url:
@@ -86,7 +89,7 @@ class RemotePredictor:
             body = response.json()
             raise InvalidInput(
                 [
-                    FieldError(e["record"], e["field"], e["expected"], e["received"], e["missing"])
+                    FieldError(e["record"], e["field"], e["expected"], _received(e), e["missing"])
                     for e in body["errors"]
                 ]
             )
@@ -98,6 +101,7 @@ class RemotePredictor:
         return response.json()
 
     def info(self) -> ModelInfo:
+        """The served model (fetched once); `backend` names the URL in use now."""
         if self._info is None:
             manifest = self._post("/metadata", {})
             self._info = ModelInfo(
@@ -108,7 +112,7 @@ class RemotePredictor:
                 metrics=manifest["metrics"],
                 backend=f"remote: {self.url}",
             )
-        return self._info
+        return self._info.model_copy(update={"backend": f"remote: {self.url}"})
 
     def predict(self, records: Sequence[Record]) -> list[Prediction]:
         body = self._post("/predict", {"records": list(records)})
@@ -133,3 +137,11 @@ def _error_text(response: requests.Response) -> str:
             )
         return str(body.get("error") or body)
     return str(body)[:200]
+
+
+def _received(error: dict[str, Any]) -> Any:
+    """The value the server got: NaN and infinities travel as strings in strict JSON."""
+    value = error["received"]
+    if value in ("nan", "inf", "-inf") and "finite" in error["expected"]:
+        return float(value)
+    return value

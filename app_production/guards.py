@@ -77,8 +77,9 @@ class ApiKeyGuard:
 
 
 class BodyLimit:
-    """Refuse oversized POST bodies before reading them: 413 by Content-Length, or while
-    streaming when there is none; 415 for anything but JSON on the prediction routes."""
+    """Refuse oversized POST bodies: 413 by Content-Length before reading anything; without a
+    Content-Length (chunked), the body is read here up to the limit, never further. 415 for
+    anything but JSON."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -87,38 +88,35 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        content_type = (_header(scope, b"content-type") or "application/json").split(";")[0].strip()
+        content_type = (_header(scope, b"content-type") or "application/json").split(";")[0]
+        content_type = content_type.strip().lower()  # media types are case-insensitive
         if content_type != "application/json":
             return await _reply(
                 send, 415, f"send JSON (Content-Type: application/json), not {content_type}"
             )
         length = _header(scope, b"content-length")
         too_big = f"request body over {self.max_bytes} bytes: send fewer records per request"
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return await _reply(send, 413, too_big)
-        seen = 0
-        started = False
-
-        async def counted_receive() -> Message:
-            nonlocal seen
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                return await _reply(send, 413, too_big)
+            return await self.app(scope, receive, send)
+        body = bytearray()
+        while True:  # chunked: buffer up to the limit (the app would read it all anyway)
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                return await _reply(send, 413, too_big)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()  # after the body: disconnect notices
 
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except _TooLarge:
-            if not started:
-                await _reply(send, 413, too_big)
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -22,10 +23,9 @@ from typing import Any, Protocol
 
 from app_production.state import (
     ServiceState,
-    is_our_service,
     is_ready,
     read_state,
-    stop_group,
+    stop_service,
     wait_port_closed,
 )
 from model import artifact
@@ -124,10 +124,11 @@ def start_service(
 ) -> ServiceState:
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     log = settings.logs_dir / f"service-{model_tag.replace(':', '-')}-{port}.log"
+    service_id = uuid.uuid4().hex
     with log.open("w") as out:
         process = subprocess.Popen(
             serve_command(bento_tag, host, port),
-            env=service_env(settings, model_tag),
+            env={**service_env(settings, model_tag), "KIT_SERVICE_ID": service_id},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -144,6 +145,7 @@ def start_service(
         log=str(log),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         api_key_required=settings.api_key is not None,
+        service_id=service_id,
     )
 
 
@@ -227,19 +229,15 @@ def promote(settings: KitSettings, reporter: Reporter, *, host: str, port: int) 
         with reporter.step("record the endpoint") as detail:
             started.save(settings.state_file)
             replaced = ""
-            if previous is not None and previous.pid != started.pid and is_ours(previous):
-                stop_group(previous.pid)
+            if previous is not None and previous.pid != started.pid:
+                stop_service(previous)
                 replaced = f"; replaced {previous.model} at {previous.url}"
             detail(f"{settings.state_file}{replaced}")
         return started
     except BaseException:
         if started is not None:
-            stop_group(started.pid)
+            stop_service(started)
             wait_port_closed(host, port)
             if previous is not None:
                 previous.save(settings.state_file)
         raise
-
-
-def is_ours(state: ServiceState) -> bool:
-    return is_our_service(state.pid)

@@ -40,7 +40,7 @@ MAX_BODY_BYTES = int(os.environ.get("KIT_MAX_BODY_BYTES", str(1 << 20)))
 # Validation is the schema's own (the same field errors as in-process); the OpenAPI document
 # shows the generated record model: the real features with their bounds and choices.
 Records = Annotated[
-    list[dict[str, Any]],
+    list[Any],  # not list[dict]: a non-object record gets the schema's own 422 too
     Field(max_length=MAX_RECORDS),
     WithJsonSchema(
         {

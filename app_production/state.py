@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -29,6 +27,7 @@ class ServiceState:
     log: str
     started_at: str
     api_key_required: bool = False
+    service_id: str = ""  # in every service process's environment as KIT_SERVICE_ID
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,31 +67,41 @@ def is_our_service(pid: int) -> bool:
     return "bentoml" in command and "serve" in command
 
 
-def stop_group(pid: int, timeout: float = 15.0) -> list[int]:
-    """End the process group led by `pid` (supervisor and workers); return the pids ended.
+def service_processes(state: ServiceState) -> list[psutil.Process]:
+    """Every live process of the service: the supervisor we started, its children, and any
+    process carrying our KIT_SERVICE_ID (BentoML's worker leaves the supervisor's process
+    group, and outlives it if the supervisor is killed)."""
+    found: dict[int, psutil.Process] = {}
+    if is_our_service(state.pid):
+        leader = psutil.Process(state.pid)
+        for process in [leader, *leader.children(recursive=True)]:
+            found[process.pid] = process
+    if state.service_id:
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if process.environ().get("KIT_SERVICE_ID") == state.service_id:
+                    found[process.pid] = process
+    return [p for p in found.values() if _alive(p)]
 
-    A killed supervisor otherwise leaves its worker serving on the port, so the whole group
-    gets SIGTERM, then SIGKILL for whatever is still alive after `timeout`.
-    """
-    try:
-        leader = psutil.Process(pid)
-        members = [leader, *leader.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-    pids = [p.pid for p in members]
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return pids
-    _, alive = psutil.wait_procs(members, timeout=timeout)
-    if alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        for process in alive:  # a member that left the group still gets its kill
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-        psutil.wait_procs(alive, timeout=timeout)
-    return pids
+
+def _alive(process: psutil.Process) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
+    return False
+
+
+def stop_service(state: ServiceState, timeout: float = 15.0) -> list[int]:
+    """SIGTERM every process of the service, SIGKILL what is left after `timeout`."""
+    processes = service_processes(state)
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+    return [p.pid for p in processes]
 
 
 def wait_port_closed(host: str, port: int, timeout: float = 10.0) -> bool:

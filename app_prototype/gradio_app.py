@@ -72,10 +72,13 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
         try:
             prediction = predictor.predict([record])[0]
         except InvalidInput as exc:
-            raise gr.Error(str(exc), title="Invalid input") from exc
+            raise gr.Error(str(exc), title="Invalid input", print_exception=False) from exc
         except ServiceUnavailable as exc:
+            print(f"model service unavailable: {exc}", flush=True)  # a line, not a traceback
             raise gr.Error(
-                f"Model service unavailable: {exc}", title="Service unavailable"
+                f"Model service unavailable: {exc}",
+                title="Service unavailable",
+                print_exception=False,
             ) from exc
         summary = ui.prediction_summary(prediction, schema)
         shown = prediction.probabilities if schema.task == "classification" else prediction.value
@@ -89,7 +92,7 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
     predict.__signature__ = validate.__signature__ = _signature(schema)  # type: ignore[attr-defined]
 
     with gr.Blocks(title=f"{info.title} demo", analytics_enabled=False) as demo:
-        gr.Markdown(ui.header_markdown(info), elem_id="model-header")
+        header = gr.Markdown(ui.header_markdown(info), elem_id="model-header")
         with gr.Row():
             with gr.Column():
                 inputs = [_widget(f) for f in schema.features]
@@ -108,6 +111,8 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
                 summary = gr.Markdown(elem_id="out-summary")
                 with gr.Accordion("Raw prediction (the API's JSON)", open=False):
                     raw = gr.JSON(label="prediction")
+        # On each page load: the backend's current URL (a promoted service may have moved).
+        demo.load(lambda: ui.header_markdown(predictor.info()), None, header, api_name=False)
         if schema.examples:
             gr.Examples(examples=ui.example_rows(schema), inputs=inputs, label="Examples")
         button.click(

@@ -7,13 +7,11 @@ import socket
 
 import psutil
 
-from model.errors import KitError
+from model.errors import UsageError
 
 
-class ExposureRefused(KitError):
+class ExposureRefused(UsageError):
     """Serving beyond localhost without credentials."""
-
-    exit_code = 2
 
 
 def is_loopback(host: str) -> bool:

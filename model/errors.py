@@ -68,6 +68,12 @@ class InvalidInput(KitError, ValueError):
         super().__init__("; ".join(lines))
 
 
+class UsageError(KitError):
+    """A command was asked for something it must refuse (a busy port, an unsafe exposure)."""
+
+    exit_code = 2
+
+
 class ArtifactError(KitError):
     """A model artifact is missing, unreadable, or was changed since it was saved."""
 

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from app_prototype.sharing import is_loopback
-from model.errors import KitError
+from app_prototype.sharing import ExposureRefused, is_loopback
+from model.errors import KitError, UsageError
 from scripts.common import (
     HomeOption,
     app,
@@ -51,7 +51,7 @@ class StepPrinter:
 
 def _refuse_exposure(host: str, has_key: bool) -> None:
     if not is_loopback(host) and not has_key:
-        raise KitError(
+        raise ExposureRefused(
             f"refusing to serve the model API on {host} without an API key: set KIT_API_KEY "
             "(clients send it in the X-API-Key header), or listen on 127.0.0.1"
         )
@@ -84,7 +84,7 @@ def promote(
         if port is None:
             port = free_port(SERVICE_PORT, host)
         elif free_port(port, host) != port:
-            raise KitError(
+            raise UsageError(
                 f"port {port} is in use: choose another, or omit --port to take a free one"
             )
         started = time.perf_counter()
@@ -123,16 +123,16 @@ def serve(
 
 @app.command()
 def stop(home: HomeOption = None) -> None:
-    """Stop the service `kit promote` started (its whole process group) and forget it."""
-    from app_production.state import is_our_service, read_state, stop_group, wait_port_closed
+    """Stop the service `kit promote` started (every process of it) and forget it."""
+    from app_production.state import read_state, stop_service, wait_port_closed
 
     settings = settings_with(home=home)
     state = read_state(settings)
     if state is None:
         console.print("no promoted service to stop")
         return
-    if is_our_service(state.pid):
-        ended = stop_group(state.pid)
+    ended = stop_service(state)
+    if ended:
         wait_port_closed(state.host, state.port)
         console.print(f"[green]✓[/] stopped {state.model} at {state.url} ({len(ended)} processes)")
     else:

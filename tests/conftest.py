@@ -12,7 +12,7 @@ import pytest
 
 from model.artifact import ModelStore
 from model.settings import TELEMETRY_OFF
-from tests.helpers import OUTPUT_ROOT
+from tests.helpers import OUTPUT_ROOT, Promoted, promote, stop_promoted
 
 for _name, _value in {**TELEMETRY_OFF, "HF_HUB_OFFLINE": "1"}.items():
     os.environ[_name] = _value  # before any test imports gradio, streamlit or bentoml
@@ -76,3 +76,18 @@ def regression_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         name="body-mass",
     )
     return home
+
+
+@pytest.fixture(scope="session")
+def promoted(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Promoted]:
+    """The example model promoted once per session (no API key); stopped and checked at the end.
+
+    Read-only: tests that stop, replace or reconfigure a service promote their own.
+    """
+    home = tmp_path_factory.mktemp("promoted") / "kit"
+    shutil.copytree(trained_home, home)
+    service = promote(home)
+    try:
+        yield service
+    finally:
+        stop_promoted(service)

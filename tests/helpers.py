@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -10,7 +12,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 _SCRIPT = Path(sys.executable).parent / "kit"  # the installed console script, as users run it
@@ -182,3 +187,56 @@ def fake_frpc_home(tmp_path: Path) -> Path:
     binary.write_text(FAKE_FRPC.format(python=sys.executable))
     binary.chmod(0o755)
     return hf_home
+
+
+@dataclass
+class Promoted:
+    """A service started by `kit promote` for a test kit home."""
+
+    home: Path
+    url: str
+    pid: int
+    output: str
+
+
+def promote(home: Path, *args: str, **env: str) -> Promoted:
+    """`kit promote --port <free> ARGS` for `home`; fails the test with its output on error."""
+    result = run_kit("promote", "--port", str(free_port()), *args, home=home, timeout=300, **env)
+    if result.returncode != 0:
+        raise AssertionError(f"kit promote exited {result.returncode}:\n{result.stderr}")
+    state = json.loads((home / "state.json").read_text())
+    return Promoted(home=home, url=state["url"], pid=state["pid"], output=result.stderr)
+
+
+def stop_promoted(promoted: Promoted, **env: str) -> None:
+    """`kit stop`, then check that no process of the service is left."""
+    service_id = json.loads((promoted.home / "state.json").read_text()).get("service_id", "")
+    run_kit("stop", home=promoted.home, check=True, **env)
+    leftovers = service_leftovers(promoted.pid, service_id)
+    assert not leftovers, f"processes of the service still alive: {leftovers}"
+
+
+def service_leftovers(pid: int, service_id: str) -> list[int]:
+    """Live processes of a promoted service: its process group, or its KIT_SERVICE_ID marker
+    (BentoML's worker runs in a process group of its own)."""
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            marked = service_id and process.environ().get("KIT_SERVICE_ID") == service_id
+            if marked or os.getpgid(process.pid) == pid:
+                found.append(process.pid)
+    return found
+
+
+def services_of_home(home: Path) -> set[str]:
+    """KIT_SERVICE_IDs of the live service processes that use `home`'s BentoML store."""
+    store = str(home / "bentoml")
+    found = set()
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            env = process.environ()
+            if env.get("BENTOML_HOME") == store and "KIT_SERVICE_ID" in env:
+                found.add(env["KIT_SERVICE_ID"])
+    return found

@@ -375,5 +375,5 @@ def test_info_maps_the_manifest_and_is_cached(serve, clients) -> None:
         backend=f"remote: {server.url}",
     )
     assert info.title == "penguins:v3"
-    assert client.info() is info
+    assert client.info() == info  # a copy naming the URL in use; fetched once
     assert [(p.path, p.body) for p in server.posts] == [("/metadata", {})]
