@@ -24,8 +24,14 @@ class Unauthorized(KitError):
     exit_code = 5
 
 
-def _session(api_key: str | None, retries: int) -> requests.Session:
+def _session(url: str, api_key: str | None, retries: int) -> requests.Session:
     session = requests.Session()  # one Session: connections are kept alive between calls
+    # Proxies and CA bundle from the environment, read once: requests re-reads the whole
+    # environment on every call otherwise (a measurable share of a 1 ms budget per call).
+    environment = session.merge_environment_settings(url, {}, None, None, None)
+    session.trust_env = False
+    session.proxies.update(environment["proxies"])
+    session.verify = environment["verify"]
     retry = Retry(
         total=retries,
         connect=retries,
@@ -65,7 +71,7 @@ class RemotePredictor:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._resolve_url = resolve_url
-        self._session = _session(api_key, retries)
+        self._session = _session(self.url, api_key, retries)
         self._info: ModelInfo | None = None
 
     def _post(self, route: str, payload: dict[str, Any]) -> Any:

@@ -28,6 +28,7 @@ class ServiceState:
     started_at: str
     api_key_required: bool = False
     service_id: str = ""  # in every service process's environment as KIT_SERVICE_ID
+    ready_after_s: float | None = None  # cold start: process start to /readyz 200
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

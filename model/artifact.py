@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import sklearn
 from pydantic import BaseModel, ConfigDict
 
 from model.errors import ArtifactError
@@ -80,6 +79,8 @@ def sha256_of(path: Path) -> str:
 
 
 def library_versions() -> dict[str, str]:
+    import sklearn  # here, not at the top: `verify` and the CLI's fast paths never need it
+
     return {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
@@ -208,6 +209,8 @@ def verify(folder: Path) -> Manifest:
 
 def load(folder: Path) -> tuple[Any, Manifest]:
     """Verify, then unpickle. Warns (ModelVersionWarning) if scikit-learn versions differ."""
+    import sklearn
+
     manifest = verify(folder)
     saved = manifest.versions.get("scikit-learn")
     if saved and saved != sklearn.__version__:

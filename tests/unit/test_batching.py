@@ -1,4 +1,8 @@
-"""`GreedyBatcher`: no wait when idle, merging while busy, outputs routed back in order."""
+"""`GreedyBatcher`: no wait when idle, merging while busy, outputs routed back in order.
+
+Tests that hold the model in a `GatedModel` disable inline runs (`inline_max_items=0`): a
+blocked model on the event loop's own thread would block the test too.
+"""
 
 from __future__ import annotations
 
@@ -112,7 +116,7 @@ def test_sequential_callers_each_get_their_own_batch() -> None:
 
 def test_callers_arriving_during_a_batch_are_merged_and_routed_back() -> None:
     model = GatedModel()
-    batcher: GreedyBatcher[int, int] = GreedyBatcher(model)
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(model, inline_max_items=0)
     # Distinct inputs of distinct lengths: a mix-up between callers or within one shows.
     requests = {k: [k * 100 + j for j in range(k % 3 + 1)] for k in range(1, 9)}
     results: dict[int, list[int]] = {}
@@ -139,7 +143,7 @@ def test_callers_arriving_during_a_batch_are_merged_and_routed_back() -> None:
 
 def test_an_exception_reaches_every_caller_of_the_batch_and_the_batcher_recovers() -> None:
     model = GatedModel(fail_when=lambda items: 666 in items)
-    batcher: GreedyBatcher[int, int] = GreedyBatcher(model)
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(model, inline_max_items=0)
     outcomes: list[object] = []
     after: list[list[int]] = []
 
@@ -172,7 +176,7 @@ def test_an_exception_reaches_every_caller_of_the_batch_and_the_batcher_recovers
 
 def test_max_items_splits_queued_callers_into_several_calls() -> None:
     model = GatedModel()
-    batcher: GreedyBatcher[int, int] = GreedyBatcher(model, max_items=3)
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(model, max_items=3, inline_max_items=0)
     queued = [[1, 2], [3, 4], [5], [6, 7, 8], [9, 10, 11, 12, 13]]
     results: list[list[int]] = []
 
@@ -196,7 +200,7 @@ def test_max_items_splits_queued_callers_into_several_calls() -> None:
 
 def test_a_cancelled_caller_does_not_break_the_others() -> None:
     model = GatedModel()
-    batcher: GreedyBatcher[int, int] = GreedyBatcher(model)
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(model, inline_max_items=0)
     results: dict[str, object] = {}
 
     async def main() -> None:
@@ -250,3 +254,57 @@ def test_callers_submitted_in_one_loop_turn_share_one_call(callers: int) -> None
     assert results == [[item * 10 for item in items] for items in inputs]
     assert calls == [[item for items in inputs for item in items]]
     assert batcher.batches == 1
+
+
+def _recording(calls: list[tuple[list[int], str]]) -> Callable[[list[int]], list[int]]:
+    def run_batch(items: list[int]) -> list[int]:
+        calls.append((list(items), threading.current_thread().name))
+        return [item * 10 for item in items]
+
+    return run_batch
+
+
+def test_a_lone_small_call_runs_inline_and_a_large_one_in_the_model_thread() -> None:
+    calls: list[tuple[list[int], str]] = []
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(_recording(calls), inline_max_items=2)
+
+    async def main() -> tuple[list[int], list[int], str]:
+        loop_thread = threading.current_thread().name
+        return await batcher.submit([1, 2]), await batcher.submit([3, 4, 5]), loop_thread
+
+    try:
+        small, large, loop_thread = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert (small, large) == ([10, 20], [30, 40, 50])
+    assert calls[0] == ([1, 2], loop_thread)  # no hand-off at concurrency 1
+    assert calls[1][0] == [3, 4, 5] and calls[1][1].startswith("model")
+    assert (batcher.inline, batcher.batches, batcher.items) == (1, 2, 5)
+
+
+@pytest.mark.parametrize(("gather_rounds", "expected_calls"), [(32, 1), (0, 6)])
+def test_callers_arriving_over_a_few_loop_turns_join_the_first_batch(
+    gather_rounds: int, expected_calls: int
+) -> None:
+    """Requests parsed one loop turn apart (as a server reads them) share one call; without
+    gathering each would run alone (and inline, blocking the loop for the next one)."""
+    calls: list[tuple[list[int], str]] = []
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(_recording(calls), gather_rounds=gather_rounds)
+
+    async def arrive_later(k: int) -> list[int]:
+        for _ in range(k):
+            await asyncio.sleep(0)
+        return await batcher.submit([k])
+
+    async def main() -> list[list[int]]:
+        return await asyncio.wait_for(asyncio.gather(*map(arrive_later, range(6))), WAIT_S)
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert results == [[k * 10] for k in range(6)]
+    assert len(calls) == expected_calls, calls
+    if gather_rounds:
+        assert calls[0][0] == list(range(6))
+        assert calls[0][1].startswith("model"), "a merged call must not block the event loop"

@@ -377,3 +377,24 @@ def test_info_maps_the_manifest_and_is_cached(serve, clients) -> None:
     assert info.title == "penguins:v3"
     assert client.info() == info  # a copy naming the URL in use; fetched once
     assert [(p.path, p.body) for p in server.posts] == [("/metadata", {})]
+
+
+@pytest.mark.parametrize("no_proxy", ["", "127.0.0.1"])
+def test_proxy_settings_are_read_from_the_environment_once(
+    serve, clients, monkeypatch: pytest.MonkeyPatch, no_proxy: str
+) -> None:
+    """HTTP_PROXY / NO_PROXY are honoured as requests would, but read at construction only."""
+    service = serve(Reply(body={"predictions": [PREDICTION]}))
+    proxy = serve(Reply(body={"predictions": [PREDICTION]}))  # a stand-in forward proxy
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    client = clients(service.url)
+    monkeypatch.delenv("HTTP_PROXY")  # a later change of the environment is not seen
+    assert client.predict([RECORD])[0].label == "Adelie"
+    if no_proxy:
+        assert service.posts and not proxy.posts
+    else:
+        assert [s.path for s in proxy.posts] == [f"{service.url}/predict"]  # absolute form
+        assert not service.posts

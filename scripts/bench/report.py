@@ -1,0 +1,289 @@
+"""The bench report: numbers per path and concurrency, the targets, the machine; JSON + MD + PNG.
+
+Latency percentiles come from every request the load generator timed (all rounds pooled);
+throughput is successful requests per measured second. Ratios compare paths measured side by
+side in the same run: on a shared, noisy machine only those mean something.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from scripts.bench.runner import FASTAPI, LOCAL, PRODUCTION, PROTOTYPE, REMOTE, Collected
+
+PACKAGES = (
+    "bentoml",
+    "fastapi",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "gradio",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "aiohttp",
+    "requests",
+)
+LABELS = {
+    PRODUCTION: "production (BentoML service)",
+    FASTAPI: "FastAPI baseline",
+    PROTOTYPE: "prototype (Gradio, in-process)",
+    REMOTE: "RemotePredictor → service",
+    LOCAL: "in-process LocalPredictor",
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of real samples; NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def summarize_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the rounds of one path at one concurrency."""
+    latencies = [ms for run in runs for ms in run["latencies_ms"]]
+    errors: dict[str, int] = {}
+    for run in runs:
+        for kind, count in run["errors"].items():
+            errors[kind] = errors.get(kind, 0) + count
+    seconds = sum(run["seconds"] for run in runs)
+    calls = sum(run["calls"] for run in runs)  # warm-up included, as in the server's CPU time
+    cpu = [run["cpu_s"] for run in runs if "cpu_s" in run]
+    return {
+        "requests": len(latencies),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "throughput_rps": len(latencies) / seconds if seconds else 0.0,
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": max(latencies, default=float("nan")),
+        "cpu_us_per_request": sum(cpu) / calls * 1e6 if cpu and calls else None,
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu_model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = "not installed"
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "packages": packages,
+    }
+
+
+def _target(
+    name: str, value: float | None, goal: str, met: bool | None, note: str
+) -> dict[str, Any]:
+    return {"name": name, "value": value, "goal": goal, "met": met, "note": note}
+
+
+def leak_growth(rss: list[tuple[float, float]]) -> tuple[float, float, float] | None:
+    """(start MB, end MB, growth MB): medians of the first and last fifth after a 10% warm-up."""
+    samples = [mb for _, mb in rss[len(rss) // 10 :]]
+    if len(samples) < 10:
+        return None
+    fifth = len(samples) // 5
+    start, end = statistics.median(samples[:fifth]), statistics.median(samples[-fifth:])
+    return start, end, end - start
+
+
+def targets(
+    data: Collected, table: dict[str, dict[int, dict[str, Any]]], floor: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each target of issue 5: the measured value, the goal, met or not, and why."""
+    prod, base = table[PRODUCTION], table[FASTAPI]
+    found: list[dict[str, Any]] = []
+
+    def cpu_note(level: int) -> str:
+        p, f = prod[level]["cpu_us_per_request"], base[level]["cpu_us_per_request"]
+        if p is None or f is None:
+            return ""
+        return f"server CPU per request: service {p:.0f} µs, FastAPI {f:.0f} µs"
+
+    if 1 in prod:
+        ratio = prod[1]["throughput_rps"] / base[1]["throughput_rps"]
+        found.append(
+            _target(
+                "throughput at concurrency 1 vs FastAPI",
+                ratio,
+                ">= 1.0x",
+                ratio >= 1.0,
+                cpu_note(1),
+            )
+        )
+        tail = prod[1]["p99_ms"] / prod[1]["p50_ms"]
+        found.append(
+            _target(
+                "p99 / p50 at concurrency 1",
+                tail,
+                "<= 3",
+                tail <= 3,
+                f"p50 {prod[1]['p50_ms']:.2f} ms, p99 {prod[1]['p99_ms']:.2f} ms",
+            )
+        )
+    for level in (32, 64):
+        if level not in prod:
+            continue
+        errors = prod[level]["errors"]
+        found.append(
+            _target(
+                f"errors at concurrency {level}",
+                errors,
+                "0",
+                errors == 0,
+                json.dumps(prod[level]["error_kinds"]) if errors else "",
+            )
+        )
+        ratio = prod[level]["throughput_rps"] / base[level]["throughput_rps"]
+        found.append(
+            _target(
+                f"throughput at concurrency {level} vs FastAPI",
+                ratio,
+                ">= 8x",
+                ratio >= 8,
+                cpu_note(level),
+            )
+        )
+    if 1 in table[REMOTE]:
+        local_p50 = floor["single"]["p50_ms"]
+        overhead = table[REMOTE][1]["p50_ms"] - local_p50
+        found.append(
+            _target(
+                "remote overhead at concurrency 1 (ms)",
+                overhead,
+                "<= 1 ms",
+                overhead <= 1,
+                f"RemotePredictor p50 {table[REMOTE][1]['p50_ms']:.2f} ms, "
+                f"in-process p50 {local_p50:.2f} ms",
+            )
+        )
+    cold = statistics.median(data.cold_starts[PRODUCTION])
+    found.append(
+        _target(
+            "service cold start (s)",
+            cold,
+            "<= 2.5 s",
+            cold <= 2.5,
+            f"importing scikit-learn + pandas alone takes {data.import_floor_s:.1f} s here; the "
+            "service imports in two processes (BentoML's supervisor, then its worker); FastAPI "
+            f"baseline {statistics.median(data.cold_starts[FASTAPI]):.1f} s",
+        )
+    )
+    found.append(
+        _target(
+            "kit promote end to end (s)",
+            data.promote_s,
+            "<= 15 s",
+            data.promote_s <= 15,
+            f"of which cold start {data.cold_starts[PRODUCTION][0]:.1f} s",
+        )
+    )
+    if data.leak is None:
+        found.append(
+            _target(
+                "RSS growth over a 60 s load (MB)",
+                None,
+                "no growth",
+                None,
+                "not measured in --quick mode",
+            )
+        )
+    else:
+        growth = leak_growth([(t, mb) for t, mb in data.leak["rss_mb"]])
+        if growth is None:
+            found.append(
+                _target(
+                    "RSS growth over a 60 s load (MB)",
+                    None,
+                    "no growth",
+                    None,
+                    "too few RSS samples",
+                )
+            )
+        else:
+            start, end, grown = growth
+            limit = max(10.0, 0.05 * start)
+            found.append(
+                _target(
+                    f"RSS growth over a {data.leak['seconds']:.0f} s load (MB)",
+                    grown,
+                    f"<= {limit:.0f} MB",
+                    grown <= limit,
+                    f"{start:.0f} MB → {end:.0f} MB over {data.leak['requests']} requests, "
+                    f"{sum(data.leak['errors'].values())} errors",
+                )
+            )
+    return found
+
+
+def summarize(data: Collected) -> dict[str, Any]:
+    """The report: what `kit bench` writes as JSON and renders as Markdown and a plot."""
+    table: dict[str, dict[int, dict[str, Any]]] = {}
+    for name in (PRODUCTION, FASTAPI, PROTOTYPE, REMOTE):
+        table[name] = {}
+        for level in data.plan.levels:
+            runs = [r for r in data.runs if r["target"] == name and r["concurrency"] == level]
+            if runs:
+                table[name][level] = summarize_runs(runs)
+                base = [
+                    r for r in data.runs if r["target"] == FASTAPI and r["concurrency"] == level
+                ]
+                fastapi_rps = summarize_runs(base)["throughput_rps"] if base else 0
+                rps = table[name][level]["throughput_rps"]
+                table[name][level]["vs_fastapi"] = rps / fastapi_rps if fastapi_rps else None
+    floor = {
+        "single": summarize_runs([data.floor["single"]]),
+        "batched_rows_per_s": summarize_runs([data.floor["batched"]])["throughput_rps"]
+        * data.floor["batched"]["batch"],
+        "batch": data.floor["batched"]["batch"],
+    }
+    return {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": data.plan.mode,
+        "plan": data.to_json()["plan"],
+        "machine": machine(),
+        "model": data.model,
+        "promote_s": data.promote_s,
+        "servers": {
+            name: {
+                "cold_start_s": data.cold_starts[name],
+                "cold_start_median_s": statistics.median(data.cold_starts[name]),
+                "peak_rss_mb": {k: round(v, 1) for k, v in data.peaks.get(name, {}).items()},
+            }
+            for name in (PRODUCTION, FASTAPI, PROTOTYPE)
+        },
+        "import_floor_s": data.import_floor_s,
+        "floor": floor,
+        "paths": {name: {str(k): v for k, v in levels.items()} for name, levels in table.items()},
+        "leak": data.leak,
+        "targets": targets(data, table, floor),
+    }
