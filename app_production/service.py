@@ -21,6 +21,7 @@ import bentoml
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.responses import JSONResponse
 
+from app_production import timeouts
 from app_production.batching import GreedyBatcher
 from app_production.guards import ApiKeyGuard, BodyLimit
 from model.errors import InvalidInput
@@ -35,6 +36,7 @@ if not MODEL_TAG:
 MANIFEST: dict[str, Any] = json.loads(bentoml.models.get(MODEL_TAG).info.metadata["manifest"])
 SCHEMA = ModelSchema.model_validate(MANIFEST["schema"])
 MAX_RECORDS = int(os.environ.get("KIT_MAX_RECORDS", "1000"))
+timeouts.install()  # BentoML's request timeout keeps every request alive for 30 s
 MAX_BODY_BYTES = int(os.environ.get("KIT_MAX_BODY_BYTES", str(1 << 20)))
 
 # Validation is the schema's own (the same field errors as in-process); the OpenAPI document

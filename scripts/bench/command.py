@@ -18,7 +18,7 @@ def bench(
         typer.Option(
             "--quick",
             help="About a minute: concurrency 1 and 32, 1 s per point, one cold start each, "
-            "no leak check (CI's smoke test). Without it: 1, 8, 32, 64, 5 s per point, two "
+            "no leak check (CI's smoke test). Without it: 1, 8, 32, 64, 3 s per point, four "
             "rounds, three cold starts, a 60 s leak check (about six minutes).",
         ),
     ] = False,

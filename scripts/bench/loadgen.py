@@ -45,6 +45,7 @@ class Tally:
         self.errors: Counter[str] = Counter()
         self.calls = 0  # every call, warm-up included (server CPU is divided by it)
         self.seconds = 0.0  # the measured window, until the last counted call ended
+        self.cpu_s = 0.0  # this process's CPU time over all calls (the client's cost)
         self._lock = threading.Lock()
 
     def add(self, began: float, outcome: Outcome, counted: bool) -> None:
@@ -64,6 +65,7 @@ class Tally:
             "errors": dict(self.errors),
             "seconds": self.seconds,
             "calls": self.calls,
+            "client_cpu_s": self.cpu_s,
         }
 
 
@@ -75,6 +77,7 @@ async def run_async(call: AsyncCall, concurrency: int, warmup: float, duration: 
     """`concurrency` callers in a closed loop. Each first makes one uncounted call (a cold
     first request must not eat the window), then warm-up, then the measured window."""
     tally = Tally()
+    cpu_before = time.process_time()
 
     async def attempt() -> Outcome:
         try:
@@ -96,6 +99,7 @@ async def run_async(call: AsyncCall, concurrency: int, warmup: float, duration: 
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     tally.seconds = time.monotonic() - measure_from
+    tally.cpu_s = time.process_time() - cpu_before
     return tally
 
 
@@ -104,6 +108,7 @@ def run_threads(
 ) -> Tally:
     """The same closed loop for synchronous clients: one client per thread."""
     tally = Tally()
+    cpu_before = time.process_time()
     window: list[float] = []
     barrier = threading.Barrier(
         concurrency, action=lambda: window.append(time.monotonic() + warmup)
@@ -130,6 +135,7 @@ def run_threads(
     for thread in threads:
         thread.join()
     tally.seconds = time.monotonic() - window[0]
+    tally.cpu_s = time.process_time() - cpu_before
     return tally
 
 
@@ -234,7 +240,6 @@ def local_load(spec: dict[str, Any], records: Records) -> Tally:
 
 def run(spec: dict[str, Any], records: Records) -> dict[str, Any]:
     """One measured run; `spec`: kind, target, concurrency, warmup, duration (and batch)."""
-    cpu_before = time.process_time()
     kind = spec["kind"]
     if kind == "http":
         tally = asyncio.run(http_load(spec, records))
@@ -246,8 +251,7 @@ def run(spec: dict[str, Any], records: Records) -> dict[str, Any]:
         tally = local_load(spec, records)
     else:
         raise ValueError(f"unknown kind {kind!r}: expected http, gradio, remote or local")
-    # the client's own CPU time (this process), warm-up included like `calls`
-    return {**tally.to_json(), "client_cpu_s": time.process_time() - cpu_before}
+    return tally.to_json()
 
 
 def main() -> None:

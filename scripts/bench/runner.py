@@ -62,7 +62,7 @@ QUICK = Plan(
     "quick", levels=(1, 32), warmup_s=0.3, duration_s=1.0, rounds=1, cold_starts=1, leak_s=0
 )
 FULL = Plan(
-    "full", levels=(1, 8, 32, 64), warmup_s=1.0, duration_s=5.0, rounds=2, cold_starts=3, leak_s=60
+    "full", levels=(1, 8, 32, 64), warmup_s=0.5, duration_s=3.0, rounds=4, cold_starts=3, leak_s=60
 )
 
 

@@ -1,0 +1,81 @@
+"""`kit bench --quick`, the CI smoke test: real servers, a real load, a complete report.
+
+It checks the report's structure and the bench's manners (nothing left running, the user's
+home untouched, a working API key not leaking into it), never its speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import psutil
+
+from tests.helpers import run_kit
+
+PATHS = ("production", "fastapi", "prototype", "remote")
+SERVERS = ("production", "fastapi", "prototype")
+
+
+def _bench_processes() -> list[int]:
+    """Live processes started by any bench: their KIT_HOME is inside a kit-bench- folder."""
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if "/kit-bench-" in process.environ().get("KIT_HOME", ""):
+                found.append(process.pid)
+    return found
+
+
+def test_quick_bench_writes_a_complete_report_and_leaves_nothing_running(
+    kit_home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "report"
+    before = sorted(p.name for p in kit_home.rglob("*"))
+    result = run_kit(
+        "bench",
+        "--quick",
+        "--out",
+        str(out),
+        home=kit_home,
+        timeout=240,
+        KIT_API_KEY="a-key-the-bench-must-not-need",  # the bench serves without auth
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "wrote" in result.stdout and "targets" in result.stdout
+
+    report = json.loads((out / "bench.json").read_text())
+    assert report["mode"] == "quick"
+    assert report["plan"]["levels"] == [1, 32]
+    assert report["machine"]["cores"] == os.cpu_count()
+    assert {"cpu_model", "python", "packages", "memory_gib"} <= set(report["machine"])
+    assert report["machine"]["packages"]["bentoml"] == "1.4.39"
+    for path in PATHS:
+        for level in ("1", "32"):
+            row = report["paths"][path][level]
+            assert row["requests"] > 0, (path, level, row)
+            assert row["errors"] == 0, (path, level, row["error_kinds"])
+            assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] <= row["max_ms"]
+            assert row["throughput_rps"] > 0
+    for server in SERVERS:
+        facts = report["servers"][server]
+        assert len(facts["cold_start_s"]) == 1 and facts["cold_start_s"][0] > 0
+        assert facts["peak_rss_mb"]["total"] > 0 and facts["peak_rss_mb"]["main"] > 0
+    assert "worker-1" in report["servers"]["production"]["peak_rss_mb"]  # RSS per worker
+    assert report["promote_s"] > 0
+    assert report["floor"]["single"]["requests"] > 0 and report["floor"]["batched_rows_per_s"] > 0
+    names = [t["name"] for t in report["targets"]]
+    assert len(names) == 8 and all(t["met"] in (True, False, None) for t in report["targets"])
+    assert next(t for t in report["targets"] if t["name"].startswith("RSS"))["met"] is None
+
+    markdown = (out / "bench.md").read_text()
+    assert markdown.count("| production (BentoML service) |") == 2
+    assert "(bench.png)" in markdown
+    assert (out / "bench.png").read_bytes().startswith(b"\x89PNG")
+
+    assert _bench_processes() == [], "the bench left servers running"
+    assert sorted(p.name for p in kit_home.rglob("*")) == before, "the user's home changed"
