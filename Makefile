@@ -39,10 +39,14 @@ lint: $(STAMP) ## ruff + mypy
 test: $(STAMP) browser lint ## Run every test (unit, integration, browser); sets itself up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+bench: $(STAMP) ## Full `kit bench` into scripts/bench/results, then refresh the README's table
+	$(BIN)/kit bench --out scripts/bench/results
+	$(BIN)/python -m scripts.bench.readme
+
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 
 clean: ## Remove the venv, caches and test output (not your models in .kit/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output
 
-.PHONY: help install demo browser lint test lock clean
+.PHONY: help install demo browser lint test bench lock clean

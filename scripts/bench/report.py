@@ -134,6 +134,9 @@ def targets(
         if p is None or f is None:
             return ""
         note = f"server CPU per request: service {p:.0f} µs, FastAPI {f:.0f} µs"
+        if level > 1:  # is the one worker saturated?
+            busy = p * prod[level]["throughput_rps"] / 1e6
+            note += f"; the service's process kept {busy:.2f} cores busy (one worker)"
         if level == 1 and model_us:  # what serving adds to the model's own CPU time
             note += (
                 f"; beyond the in-process prediction ({model_us:.0f} µs): service "

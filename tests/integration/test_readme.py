@@ -105,3 +105,14 @@ def test_make_demo_trains_then_serves(tmp_path: Path, output_dir: Path) -> None:
     env = _shell_env(tmp_path / "fresh", tmp_path)
     output = _serve_and_check("make demo", env, output_dir / "make-demo.log")
     assert "trained penguins:v1" in output
+
+
+def test_readme_shows_the_committed_bench_run() -> None:
+    """The README's table and targets are rendered from scripts/bench/results/bench.json."""
+    from scripts.bench.readme import RESULTS, update
+
+    report = json.loads((RESULTS / "bench.json").read_text())
+    assert report["mode"] == "full"
+    assert update(README, report) == README, "run `python -m scripts.bench.readme`"
+    assert (RESULTS / "bench.png").exists() and "scripts/bench/results/bench.png" in README
+    assert "kit bench --quick" in README
