@@ -65,8 +65,9 @@ class Reporter(Protocol):
 
 
 def service_env(settings: KitSettings, model_tag: str) -> dict[str, str]:
+    """The service's environment: this one, with the API key taken from `settings` only."""
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "KIT_API_KEY"},
         "BENTOML_HOME": str(settings.bentoml_home),
         "KIT_MODEL_TAG": model_tag,
         "BENTOML_DO_NOT_TRACK": "True",

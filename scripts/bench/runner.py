@@ -200,7 +200,7 @@ class Bench:
         return servers.start(
             FASTAPI,
             command,
-            {**self.env, "PWD": str(PACKAGE_ROOT)},
+            self.env,
             f"{url}/readyz",
             url,
             self.logs / f"fastapi-{port}.log",
@@ -232,7 +232,7 @@ class Bench:
         """Another start of the promoted Bento, the way `kit promote` starts it."""
         from app_production.promote import start_service
 
-        settings = KitSettings(home=self.home)
+        settings = KitSettings(home=self.home, api_key=None)  # as promoted: no key
         port = free_port()
         began = time.perf_counter()
         new = start_service(settings, state.model, state.bento, "127.0.0.1", port)

@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from model.errors import KitError
+from model.settings import PACKAGE_ROOT
 
 READY_TIMEOUT_S = 120.0
 MB = 1024 * 1024
@@ -103,6 +104,7 @@ def start(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            cwd=PACKAGE_ROOT,
         )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not answers(ready_url):

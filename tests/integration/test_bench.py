@@ -46,7 +46,8 @@ def test_quick_bench_writes_a_complete_report_and_leaves_nothing_running(
         KIT_API_KEY="a-key-the-bench-must-not-need",  # the bench serves without auth
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "wrote" in result.stdout and "targets" in result.stdout
+    output = result.stdout + result.stderr
+    assert "wrote" in output and "targets" in output
 
     report = json.loads((out / "bench.json").read_text())
     assert report["mode"] == "quick"

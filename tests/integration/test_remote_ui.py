@@ -233,14 +233,15 @@ def test_streamlit_remote_invalid_value_names_the_field_from_the_service_422(
 ) -> None:
     """The Streamlit page does not validate by itself: the field error is the service's 422."""
     answers: list[tuple[str, int]] = []
-    post = requests.Session.post
+    send = requests.adapters.HTTPAdapter.send
 
-    def recording_post(self: requests.Session, url: str, *args: Any, **kwargs: Any) -> Any:
-        response = post(self, url, *args, **kwargs)
-        answers.append((url, response.status_code))
+    def recording_send(self: Any, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+        response = send(self, request, **kwargs)
+        if request.method == "POST":
+            answers.append((str(request.url), response.status_code))
         return response
 
-    monkeypatch.setattr(requests.Session, "post", recording_post)
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", recording_send)
     at = start_streamlit(monkeypatch, promoted.home, KIT_BACKEND="remote")
     at.number_input(key="in_bill_length_mm").set_value(612)
     answers.clear()
