@@ -309,6 +309,7 @@ class Bench:
             with Watcher() as watcher:
                 for server in (production, fastapi, prototype):
                     watcher.watch(server)
+                watcher.sample()  # each server at rest, once
                 floor = {
                     "single": loadgen.run(
                         kind="local",
@@ -341,6 +342,7 @@ class Bench:
                                 f"round {round_ + 1}/{plan.rounds}: {name} at concurrency {level}"
                             )
                             before = server.cpu_seconds()
+                            watcher.busy = server
                             result = loadgen.run(
                                 kind=kind,
                                 target=server.url,
@@ -348,6 +350,7 @@ class Bench:
                                 warmup=plan.warmup_s,
                                 duration=plan.duration_s,
                             )
+                            watcher.busy = None
                             result["cpu_s"] = server.cpu_seconds() - before
                             runs.append(
                                 {
@@ -369,6 +372,7 @@ class Bench:
         self.say(f"leak check: {plan.leak_s:.0f} s at concurrency {plan.leak_concurrency}")
         start = len(watcher.series[PRODUCTION])
         began = time.monotonic()
+        watcher.busy = production
         result = loadgen.run(
             kind="http",
             target=production.url,
@@ -376,6 +380,7 @@ class Bench:
             warmup=0.0,
             duration=plan.leak_s,
         )
+        watcher.busy = None
         series = watcher.series[PRODUCTION][start:]
         t0 = series[0][0] if series else 0.0
         return {

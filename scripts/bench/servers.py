@@ -126,9 +126,11 @@ def wait_ready(server: Server, ready_url: str) -> None:
 
 @dataclass
 class Watcher:
-    """Samples the RSS of every process of the watched servers, every `interval` seconds."""
+    """Samples the RSS of every process of the server under load (`busy`), every `interval`
+    seconds: the sampling itself costs CPU, so idle servers are only sampled on `sample()`."""
 
-    interval: float = 0.2
+    interval: float = 0.25
+    busy: Server | None = None
     peaks: dict[str, dict[str, float]] = field(default_factory=dict)  # server -> role -> MB
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # t, total MB
     _servers: list[Server] = field(default_factory=list)
@@ -141,18 +143,16 @@ class Watcher:
         self.peaks.setdefault(server.name, {})
         self.series.setdefault(server.name, [])
 
-    def forget(self, server: Server) -> None:
-        self._servers = [s for s in self._servers if s is not server]
-
-    def sample(self) -> None:
+    def sample(self, servers: list[Server] | None = None) -> None:
         now = time.monotonic() - self._t0
-        for server in list(self._servers):
+        for server in self._servers if servers is None else servers:
             total = 0.0
-            for process in server.processes():
+            processes = server.processes()
+            for process in processes:
                 with contextlib.suppress(psutil.Error):
                     mb = process.memory_info().rss / MB
                     total += mb
-                    role = role_of(server, process)
+                    role = role_of(server.pid, process.pid, [p.pid for p in processes])
                     peaks = self.peaks[server.name]
                     peaks[role] = max(peaks.get(role, 0.0), mb)
             self.series[server.name].append((round(now, 2), round(total, 1)))
@@ -162,7 +162,8 @@ class Watcher:
     def __enter__(self) -> Watcher:
         def loop() -> None:
             while not self._stop.wait(self.interval):
-                self.sample()
+                if (busy := self.busy) is not None:
+                    self.sample([busy])
 
         self._thread = threading.Thread(target=loop, name="rss-watcher", daemon=True)
         self._thread.start()
@@ -174,9 +175,9 @@ class Watcher:
             self._thread.join()
 
 
-def role_of(server: Server, process: psutil.Process) -> str:
+def role_of(root: int, pid: int, tree: list[int]) -> str:
     """'main' for the process the bench started; 'worker-N' (pid order) for its children."""
-    if process.pid == server.pid:
+    if pid == root:
         return "main"
-    children = sorted(p.pid for p in server.processes()[1:])
-    return f"worker-{children.index(process.pid) + 1}" if process.pid in children else "child"
+    children = sorted(p for p in tree if p != root)
+    return f"worker-{children.index(pid) + 1}"
