@@ -40,6 +40,7 @@ test: $(STAMP) browser lint ## Run every test (unit, integration, browser); sets
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) ## Full `kit bench` into scripts/bench/results, then refresh the README's table
+	@$(BIN)/kit status >/dev/null 2>&1 || $(BIN)/kit train
 	$(BIN)/kit bench --out scripts/bench/results
 	$(BIN)/python -m scripts.bench.readme
 

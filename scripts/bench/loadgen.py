@@ -13,7 +13,8 @@ Kinds (``--kind``):
   remote  RemotePredictor.predict([record]), one client per thread (what the UI pays)
   local   LocalPredictor.predict([record]) in this process (the floor: no server at all)
 
-Protocol: one JSON run spec per line on stdin ({"kind", "target", "concurrency", "warmup",
+Protocol: first one line {"import_s": seconds to import scikit-learn and pandas}; then one
+JSON run spec per line on stdin ({"kind", "target", "concurrency", "warmup",
 "duration"}), one JSON result per line on stdout ({"latencies_ms": [...], "errors": {...},
 "seconds": ...}). One process serves the whole bench, so its imports are paid once.
 """
@@ -260,10 +261,16 @@ def main() -> None:
     parser.add_argument("--records", type=Path, required=True, help="JSON list of records")
     args = parser.parse_args()
     records = Records(json.loads(args.records.read_text()))
+    began = time.perf_counter()
+    import model.predictor  # noqa: F401 - scikit-learn and pandas: the import floor, timed
+
+    import_s = time.perf_counter() - began
     import aiohttp  # noqa: F401 - imported before any run: client CPU excludes imports
 
     import app_production.client  # noqa: F401
-    import model.predictor  # noqa: F401
+
+    sys.stdout.write(json.dumps({"import_s": import_s}) + "\n")
+    sys.stdout.flush()
 
     for line in sys.stdin:
         if line.strip():

@@ -78,6 +78,11 @@ class LoadGenerator:
             cwd=PACKAGE_ROOT,
             text=True,
         )
+        assert self._process.stdout is not None
+        hello = self._process.stdout.readline()  # after its imports: they are timed
+        if not hello:
+            raise BenchFailed(f"the load generator did not start ({self._process.wait()})")
+        self.import_s: float = json.loads(hello)["import_s"]
 
     def run(self, **spec: Any) -> dict[str, Any]:
         assert self._process.stdin is not None and self._process.stdout is not None
@@ -136,7 +141,7 @@ class Collected:
     promote_s: float
     cold_starts: dict[str, list[float]]
     runs: list[dict[str, Any]]
-    floor: dict[str, dict[str, Any]]
+    floor: dict[str, dict[str, Any]]  # "batched"; the single-record floor is in `runs`
     peaks: dict[str, dict[str, float]]
     leak: dict[str, Any] | None
     import_floor_s: float
@@ -163,13 +168,6 @@ def timed_promote(
     if done.returncode != 0 or state is None:
         raise BenchFailed(f"kit promote failed (exit {done.returncode}):\n{done.stdout[-2000:]}")
     return seconds, state
-
-
-def import_floor(env: dict[str, str]) -> float:
-    """Seconds a fresh interpreter takes to import scikit-learn and pandas (any cold start)."""
-    began = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import sklearn, pandas"], env=env, check=True)
-    return time.perf_counter() - began
 
 
 class Bench:
@@ -251,8 +249,6 @@ class Bench:
         records = self.workdir / "records.json"
         records.write_text(json.dumps(parity_records(self.manifest.schema_)))
         cold: dict[str, list[float]] = {PRODUCTION: [], FASTAPI: [], PROTOTYPE: []}
-        floor_s = import_floor(self.env)
-        self.say(f"import floor (scikit-learn + pandas in a fresh interpreter): {floor_s:.1f} s")
         self.say("kit promote (end to end, a private copy of the kit home)…")
         promote_s, state = timed_promote(self.home, self.env, free_port(), self.logs)
         self.say(
@@ -287,7 +283,7 @@ class Bench:
             assert fastapi is not None and prototype is not None
             started += [fastapi, prototype]
             self.say("cold starts (s): " + ", ".join(f"{k} {min(v):.1f}" for k, v in cold.items()))
-            return self._measure(records, production, fastapi, prototype, cold, promote_s, floor_s)
+            return self._measure(records, production, fastapi, prototype, cold, promote_s)
         finally:
             for server in started:
                 server.stop()
@@ -300,10 +296,12 @@ class Bench:
         prototype: Server,
         cold: dict[str, list[float]],
         promote_s: float,
-        floor_s: float,
     ) -> Collected:
         plan = self.plan
         loadgen = LoadGenerator(records, self.env)
+        self.say(
+            f"import floor (scikit-learn + pandas in a fresh interpreter): {loadgen.import_s:.1f} s"
+        )
         runs: list[dict[str, Any]] = []
         try:
             with Watcher() as watcher:
@@ -311,13 +309,6 @@ class Bench:
                     watcher.watch(server)
                 watcher.sample()  # each server at rest, once
                 floor = {
-                    "single": loadgen.run(
-                        kind="local",
-                        target=str(self.model_dir),
-                        concurrency=1,
-                        warmup=plan.warmup_s,
-                        duration=plan.duration_s,
-                    ),
                     "batched": loadgen.run(
                         kind="local",
                         target=str(self.model_dir),
@@ -337,6 +328,17 @@ class Bench:
                 for round_ in range(plan.rounds):
                     order = targets[round_ % len(targets) :] + targets[: round_ % len(targets)]
                     for level in plan.levels:
+                        if level == 1:  # the in-process floor, next to what it is compared with
+                            local = loadgen.run(
+                                kind="local",
+                                target=str(self.model_dir),
+                                concurrency=1,
+                                warmup=plan.warmup_s,
+                                duration=plan.duration_s,
+                            )
+                            runs.append(
+                                {"target": LOCAL, "concurrency": 1, "round": round_ + 1, **local}
+                            )
                         for name, kind, server in order:
                             self.progress(
                                 f"round {round_ + 1}/{plan.rounds}: {name} at concurrency {level}"
@@ -364,7 +366,15 @@ class Bench:
         finally:
             loadgen.close()
         return Collected(
-            plan, self._model(), promote_s, cold, runs, floor, watcher.peaks, leak, floor_s
+            plan,
+            self._model(),
+            promote_s,
+            cold,
+            runs,
+            floor,
+            watcher.peaks,
+            leak,
+            loadgen.import_s,
         )
 
     def _leak(self, loadgen: LoadGenerator, production: Server, watcher: Watcher) -> dict[str, Any]:

@@ -11,7 +11,15 @@ import pytest
 
 from scripts.bench import render
 from scripts.bench.report import leak_growth, percentile, summarize, summarize_runs
-from scripts.bench.runner import FASTAPI, PRODUCTION, PROTOTYPE, QUICK, REMOTE, Collected
+from scripts.bench.runner import (
+    FASTAPI,
+    LOCAL,
+    PRODUCTION,
+    PROTOTYPE,
+    QUICK,
+    REMOTE,
+    Collected,
+)
 
 
 def test_percentile_is_nearest_rank_on_real_samples() -> None:
@@ -102,10 +110,8 @@ def _collected(*, fast_service: bool, leak: list[float] | None = None) -> Collec
                     **_run(latencies, 1.0, cpu_s=0.5),
                 }
             )
-    floor = {
-        "single": _run([4.5] * 200, 1.0),
-        "batched": {**_run([20.0] * 50, 1.0), "batch": 1000},
-    }
+    runs.append({"target": LOCAL, "concurrency": 1, "round": 1, **_run([4.5] * 200, 1.0)})
+    floor = {"batched": {**_run([20.0] * 50, 1.0), "batch": 1000}}
     return Collected(
         plan=QUICK,
         model={"name": "penguins", "version": "v1", "estimator": "Pipeline", "sha256": "ab"},
