@@ -57,6 +57,7 @@ def service_report(settings: KitSettings) -> dict[str, object] | None:
         "ready": ready,
         "running": bool(service_processes(state)),
         "pid": state.pid,
+        "cold_start_s": state.ready_after_s,
         "model_in_store": state.model,
         "model_in_service": served,
         "api_key_required": state.api_key_required,
