@@ -158,10 +158,11 @@ class ModelSchema(BaseModel):
         """All field errors of one record (an empty list when it is valid)."""
         if not isinstance(record, Mapping):
             return [FieldError(index, "(record)", "a JSON object keyed by feature name", record)]
+        known = {f.name for f in self.features}  # once per record, not once per field
         errors = [
             FieldError(index, key, f"no such feature; features are {self.feature_names}", value)
             for key, value in record.items()
-            if key not in self.feature_names
+            if key not in known
         ]
         for feature in self.features:
             if feature.name not in record:
@@ -185,4 +186,8 @@ class ModelSchema(BaseModel):
         errors = [err for i, rec in enumerate(records) for err in self.validate_record(rec, i)]
         if errors:
             raise InvalidInput(errors)
-        return [{f.name: rec.get(f.name) for f in self.features} for rec in records]
+        return [self.complete(rec) for rec in records]
+
+    def complete(self, record: Mapping[str, Any]) -> Record:
+        """A valid record with every feature, in order (missing optional ones as None)."""
+        return {f.name: record.get(f.name) for f in self.features}

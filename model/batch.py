@@ -1,0 +1,220 @@
+"""Offline predictions: a CSV or Parquet file scored into a SQLite database, resumably.
+
+    kit batch penguins.csv --out predictions.db
+
+Tables (one database can hold many jobs):
+
+    jobs         one row per (input file, its size and mtime, model name, version): rows done
+    predictions  job_id, row_number (0-based data row), key, label, probabilities (JSON) or
+                 value, model_name, model_version, predicted_at
+    rejects      job_id, row_number, key, errors (JSON: the schema's field errors), record
+
+Each chunk is one transaction: its predictions, its rejects and the job's progress are written
+together or not at all. Interrupted (Ctrl-C, kill) and run again, a job continues after the
+last committed chunk: no row is lost or written twice (the primary keys would refuse it).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from model.batch_input import Chunk, check_input, count_rows, read_chunks
+from model.predictor import (
+    LocalPredictor,
+    ModelInfo,
+    Prediction,
+    Predictor,
+    records_to_frame,
+)
+from model.schema import Record
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER PRIMARY KEY,
+    input TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    model_name TEXT NOT NULL, model_version TEXT NOT NULL,
+    rows_done INTEGER NOT NULL DEFAULT 0, predicted INTEGER NOT NULL DEFAULT 0,
+    rejected INTEGER NOT NULL DEFAULT 0, started_at TEXT NOT NULL, finished_at TEXT,
+    UNIQUE (input, fingerprint, model_name, model_version)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    job_id INTEGER NOT NULL REFERENCES jobs, row_number INTEGER NOT NULL, key TEXT,
+    label TEXT, probabilities TEXT, value REAL,
+    model_name TEXT NOT NULL, model_version TEXT NOT NULL, predicted_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, row_number)
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    job_id INTEGER NOT NULL REFERENCES jobs, row_number INTEGER NOT NULL, key TEXT,
+    errors TEXT NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (job_id, row_number)
+);
+"""
+PREDICT_SLICE = 1000  # records per predict call (the service's limit per request)
+
+
+@dataclass
+class BatchResult:
+    job_id: int
+    rows: int  # data rows in the input
+    predicted: int
+    rejected: int
+    resumed_from: int  # rows already done by an earlier, interrupted run
+    seconds: float
+    database: Path
+
+    @property
+    def rows_per_s(self) -> float:
+        done = self.rows - self.resumed_from
+        return done / self.seconds if self.seconds else 0.0
+
+
+Progress = Callable[[int], None]  # rows advanced
+
+
+def connect(database: Path) -> sqlite3.Connection:
+    database.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(database, isolation_level=None)  # transactions by hand
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a kill
+    connection.executescript(SCHEMA_SQL)
+    return connection
+
+
+def fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def open_job(
+    connection: sqlite3.Connection, path: Path, name: str, version: str
+) -> tuple[int, int]:
+    """(job_id, rows already done): the same input and model continue where they stopped."""
+    key = (str(path.resolve()), fingerprint(path), name, version)
+    row = connection.execute(
+        "SELECT job_id, rows_done FROM jobs WHERE input=? AND fingerprint=? AND model_name=? "
+        "AND model_version=?",
+        key,
+    ).fetchone()
+    if row is not None:
+        return int(row[0]), int(row[1])
+    cursor = connection.execute(
+        "INSERT INTO jobs (input, fingerprint, model_name, model_version, started_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (*key, _now()),
+    )
+    return int(cursor.lastrowid or 0), 0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _prediction_row(
+    job_id: int, row: int, key: str | None, p: Prediction, name: str, at: str
+) -> tuple[Any, ...]:
+    probabilities = json.dumps(p.probabilities) if p.probabilities is not None else None
+    return (job_id, row, key, p.label, probabilities, p.value, name, p.model_version, at)
+
+
+def _predict(predictor: Predictor, records: Sequence[Record], info: ModelInfo) -> list[Prediction]:
+    if isinstance(predictor, LocalPredictor):  # validated already: straight to the pipeline
+        schema = info.model_schema
+        return predictor.predict_frame(
+            records_to_frame(schema, [schema.complete(r) for r in records])
+        )
+    out: list[Prediction] = []
+    for start in range(0, len(records), PREDICT_SLICE):
+        out.extend(predictor.predict(records[start : start + PREDICT_SLICE]))
+    return out
+
+
+def score_chunk(
+    connection: sqlite3.Connection,
+    job_id: int,
+    chunk: Chunk,
+    skip: int,
+    predictor: Predictor,
+    info: ModelInfo,
+) -> tuple[int, int]:
+    """Validate, predict and write one chunk in one transaction; (predicted, rejected)."""
+    schema, model_name = info.model_schema, info.name
+    good: list[tuple[int, str | None, Record]] = []
+    rejects: list[tuple[Any, ...]] = []
+    for i in range(skip, len(chunk.records)):
+        record, row, key = chunk.records[i], chunk.first_row + i, chunk.keys[i]
+        errors = schema.validate_record(record, row)
+        if errors:
+            payload = json.dumps([e.to_json() for e in errors])
+            rejects.append((job_id, row, key, payload, json.dumps(record, default=str)))
+        else:
+            good.append((row, key, record))
+    predictions = _predict(predictor, [record for _, _, record in good], info) if good else []
+    at = _now()
+    rows = [
+        _prediction_row(job_id, row, key, p, model_name, at)
+        for (row, key, _), p in zip(good, predictions, strict=True)
+    ]
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        connection.executemany("INSERT INTO rejects VALUES (?,?,?,?,?)", rejects)
+        connection.execute(
+            "UPDATE jobs SET rows_done=?, predicted=predicted+?, rejected=rejected+? "
+            "WHERE job_id=?",
+            (chunk.first_row + len(chunk.records), len(rows), len(rejects), job_id),
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return len(rows), len(rejects)
+
+
+def run_batch(
+    path: Path,
+    database: Path,
+    predictor: Predictor,
+    *,
+    chunk_size: int = 10_000,
+    key: str | None = None,
+    progress: Callable[[int, int], Progress] | None = None,
+) -> BatchResult:
+    """Score `path` into `database`; `progress(total, done)` returns a callback per chunk."""
+    check_input(path)  # before the database is created
+    info = predictor.info()
+    connection = connect(database)
+    began = time.perf_counter()
+    try:
+        job_id, done = open_job(connection, path, info.name, info.version)
+        total = count_rows(path)
+        advance = progress(total, done) if progress else None
+        for chunk in read_chunks(path, info.model_schema, chunk_size, key):
+            end = chunk.first_row + len(chunk.records)
+            if end <= done:
+                continue  # committed by an earlier run
+            skip = max(0, done - chunk.first_row)
+            score_chunk(connection, job_id, chunk, skip, predictor, info)
+            if advance:
+                advance(len(chunk.records) - skip)
+        connection.execute("UPDATE jobs SET finished_at=? WHERE job_id=?", (_now(), job_id))
+        predicted, rejected, rows_done = connection.execute(
+            "SELECT predicted, rejected, rows_done FROM jobs WHERE job_id=?", (job_id,)
+        ).fetchone()
+    finally:
+        connection.close()
+    return BatchResult(
+        job_id,
+        int(rows_done),
+        int(predicted),
+        int(rejected),
+        done,
+        time.perf_counter() - began,
+        database,
+    )

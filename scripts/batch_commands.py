@@ -1,0 +1,92 @@
+"""`kit batch`: offline predictions of a whole file into a SQLite database."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scripts.common import BackendOption, HomeOption, app, console, kit_errors, settings_with
+
+
+@app.command()
+def batch(
+    input_file: Annotated[Path, typer.Argument(help="A CSV or Parquet file of records.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="SQLite database to write (created if needed).")
+    ] = Path("predictions.db"),
+    backend: BackendOption = "local",
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", min=1, help="Rows read, predicted and committed at once.")
+    ] = 10_000,
+    key: Annotated[
+        str | None, typer.Option("--key", help="An input column to store with each prediction.")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Score every row of INPUT_FILE with the current model into a SQLite database.
+
+    Rows are read in chunks (memory stays flat), validated against the model's schema and
+    predicted in batches. Invalid rows are not dropped: they go to the `rejects` table with
+    their row number and field errors. Each chunk is committed in one transaction; run the same
+    command again after an interruption and it continues where it stopped, without duplicating
+    or losing a row. Tables: jobs, predictions, rejects (see `sqlite3 OUT .schema`).
+
+    Example: kit batch penguins.csv --out predictions.db --key id
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from app_production.backends import open_predictor
+    from model.batch import run_batch
+
+    settings = settings_with(home=home)
+    columns = (
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with kit_errors(), Progress(*columns, console=console) as bar:
+        predictor = open_predictor(backend, settings)
+        task = bar.add_task("batch", total=None, rate="")
+
+        def progress(total: int, done: int) -> Callable[[int], None]:
+            bar.update(task, total=total, completed=done)
+            began, scored = time.perf_counter(), [0]
+
+            def advance(rows: int) -> None:
+                scored[0] += rows
+                rate = scored[0] / max(time.perf_counter() - began, 1e-9)
+                bar.update(task, advance=rows, rate=f"{rate:,.0f} rows/s")
+
+            return advance
+
+        result = run_batch(
+            input_file, out, predictor, chunk_size=chunk_size, key=key, progress=progress
+        )
+    resumed = (
+        " (already scored: nothing to do)"
+        if result.resumed_from == result.rows
+        else f" (continued after row {result.resumed_from:,})"
+        if result.resumed_from
+        else ""
+    )
+    console.print(
+        f"[green]✓[/] {result.rows:,} rows{resumed}: {result.predicted:,} predicted, "
+        f"{result.rejected:,} rejected → {result.database} (job {result.job_id}; "
+        f"{result.rows_per_s:,.0f} rows/s)"
+    )
+    if result.rejected:
+        query = f"SELECT row_number, errors FROM rejects WHERE job_id={result.job_id}"  # noqa: S608
+        console.print(f'rejected rows and why: sqlite3 {result.database} "{query}"')

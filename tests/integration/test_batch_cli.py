@@ -1,0 +1,133 @@
+"""`kit batch` as users run it: a real file, a real SQLite database, a real kill -9 and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from model.artifact import ModelStore
+from model.predictor import LocalPredictor
+from model.sampling import parity_records
+from tests.helpers import KIT, ROOT, Promoted, kit_env, run_kit
+
+ROWS = 60_000
+BAD = {17: ("bill_length_mm", 612.0), 30_011: ("island", "Atlantis"), 59_999: ("sex", "x")}
+
+
+def _input(home: Path, path: Path, rows: int = ROWS) -> pd.DataFrame:
+    schema = LocalPredictor(ModelStore(home).current()).schema
+    base = parity_records(schema)
+    frame = pd.DataFrame([base[i % len(base)] for i in range(rows)], columns=schema.feature_names)
+    frame.insert(0, "id", [f"p{i}" for i in range(rows)])
+    for row, (column, value) in BAD.items():
+        if row < rows:
+            frame[column] = frame[column].astype(object)
+            frame.loc[row, column] = value
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def _query(database: Path, sql: str) -> list[tuple[object, ...]]:
+    connection = sqlite3.connect(database)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+PREDICTIONS = "SELECT row_number, key, label, probabilities FROM predictions ORDER BY row_number"
+REJECTS = "SELECT row_number, key, errors FROM rejects ORDER BY row_number"
+
+
+def test_a_killed_job_resumes_without_losing_or_repeating_rows(
+    trained_home: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "penguins.csv"
+    _input(trained_home, source)
+    killed_db = tmp_path / "killed.db"
+    command = [
+        *KIT,
+        "batch",
+        str(source),
+        "--out",
+        str(killed_db),
+        "--key",
+        "id",
+        "--chunk-size",
+        "2000",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=kit_env(trained_home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        done = 0
+        while done < 6000 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if killed_db.exists():
+                rows = _query(killed_db, "SELECT rows_done FROM jobs")
+                done = int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # mid-job, mid-chunk: no chance to clean up
+        process.wait()
+    assert 6000 <= done < ROWS, f"the job was not caught in the middle ({done} rows done)"
+
+    resumed = run_kit(*command[len(KIT) :], home=trained_home, check=True)
+    assert "continued after row" in resumed.stderr + resumed.stdout
+    clean_db = tmp_path / "clean.db"
+    run_kit(
+        "batch", str(source), "--out", str(clean_db), "--key", "id", home=trained_home, check=True
+    )
+    assert _query(killed_db, PREDICTIONS) == _query(clean_db, PREDICTIONS)
+    assert _query(killed_db, REJECTS) == _query(clean_db, REJECTS)
+    assert [r[0] for r in _query(killed_db, REJECTS)] == sorted(BAD)
+    count = _query(killed_db, "SELECT count(*), count(DISTINCT row_number) FROM predictions")
+    assert count == [(ROWS - len(BAD), ROWS - len(BAD))]
+
+
+def test_remote_backend_writes_the_same_predictions_as_local(
+    promoted: Promoted, tmp_path: Path
+) -> None:
+    source = tmp_path / "penguins.csv"
+    _input(promoted.home, source, rows=2500)
+    for backend in ("local", "remote"):
+        result = run_kit(
+            "batch",
+            str(source),
+            "--out",
+            str(tmp_path / f"{backend}.db"),
+            "--backend",
+            backend,
+            "--key",
+            "id",
+            home=promoted.home,
+            check=True,
+        )
+        assert "2,500 rows: 2,499 predicted, 1 rejected" in result.stdout + result.stderr
+    local = _query(tmp_path / "local.db", "SELECT row_number, label FROM predictions")
+    remote = _query(tmp_path / "remote.db", "SELECT row_number, label FROM predictions")
+    assert local == remote
+    local_p = _query(tmp_path / "local.db", "SELECT probabilities FROM predictions")
+    remote_p = _query(tmp_path / "remote.db", "SELECT probabilities FROM predictions")
+    import json
+
+    for a, b in zip(local_p, remote_p, strict=True):
+        assert json.loads(str(b[0])) == pytest.approx(json.loads(str(a[0])), abs=1e-9)
+
+
+def test_bad_usage_exits_2_with_a_clear_message(trained_home: Path, tmp_path: Path) -> None:
+    missing = run_kit("batch", str(tmp_path / "nothing.csv"), home=trained_home)
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stdout + missing.stderr
