@@ -74,7 +74,9 @@ def test_quick_bench_writes_a_complete_report_and_leaves_nothing_running(
     assert next(t for t in report["targets"] if t["name"].startswith("RSS"))["met"] is None
 
     markdown = (out / "bench.md").read_text()
-    assert markdown.count("| production (BentoML service) |") == 2
+    for level in (1, 32):
+        assert f"| production (BentoML service) | {level} |" in markdown
+        assert f"| FastAPI baseline | {level} |" in markdown
     assert "(bench.png)" in markdown
     assert (out / "bench.png").read_bytes().startswith(b"\x89PNG")
 
