@@ -22,6 +22,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from app_production.channel import Channel, channel_path
 from app_production.state import (
     ServiceState,
     is_ready,
@@ -30,7 +31,7 @@ from app_production.state import (
     wait_port_closed,
 )
 from model import artifact
-from model.errors import KitError
+from model.errors import KitError, UsageError
 from model.sampling import parity_records
 from model.settings import PACKAGE_ROOT, KitSettings
 
@@ -131,10 +132,16 @@ def start_service(
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     log = settings.logs_dir / f"service-{model_tag.replace(':', '-')}-{port}.log"
     service_id = uuid.uuid4().hex
+    channel = channel_path(settings.home, service_id)
+    Channel(model=model_tag).save(channel)  # `kit publish` / `kit rollback` rewrite it
     with log.open("w") as out:
         process = subprocess.Popen(
             serve_command(bento_tag, host, port),
-            env={**service_env(settings, model_tag), "KIT_SERVICE_ID": service_id},
+            env={
+                **service_env(settings, model_tag),
+                "KIT_SERVICE_ID": service_id,
+                "KIT_CHANNEL": str(channel),
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -152,6 +159,7 @@ def start_service(
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         api_key_required=settings.api_key is not None,
         service_id=service_id,
+        channel=str(channel),
     )
 
 
@@ -213,7 +221,26 @@ def _load_local(folder: Path) -> LocalPredictor:
     return LocalPredictor(folder)
 
 
-def promote(settings: KitSettings, reporter: Reporter, *, host: str, port: int) -> ServiceState:
+def version_folder(settings: KitSettings, version: str | None) -> Path:
+    """The current model's folder, or that of one of its versions (a clear error if unknown)."""
+    store = artifact.ModelStore(settings.home)
+    folder = store.current()
+    if version is None:
+        return folder
+    name, known = folder.parent.name, store.versions(folder.parent.name)
+    if version not in known:
+        raise UsageError(f"no version {version!r} of {name}; versions: {', '.join(known)}")
+    return store.path(name, version)
+
+
+def promote(
+    settings: KitSettings,
+    reporter: Reporter,
+    *,
+    host: str,
+    port: int,
+    version: str | None = None,
+) -> ServiceState:
     """Run every step; on failure stop the new service and keep the previous one serving."""
     previous = read_state(settings)
     started: ServiceState | None = None
@@ -223,7 +250,7 @@ def promote(settings: KitSettings, reporter: Reporter, *, host: str, port: int) 
     local: Future[LocalPredictor] | None = None
     try:
         with reporter.step("verify artifact") as detail:
-            folder = artifact.ModelStore(settings.home).current()
+            folder = version_folder(settings, version)
             manifest = artifact.verify(folder)
             detail(f"{manifest.name}:{manifest.version}, sha256 {manifest.sha256[:12]}… ok")
         with reporter.step("save to the BentoML model store") as detail:

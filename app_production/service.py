@@ -15,7 +15,7 @@ import gc
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -23,10 +23,14 @@ from starlette.responses import JSONResponse
 
 from app_production import timeouts
 from app_production.batching import GreedyBatcher
+from app_production.channel import Follower
 from app_production.guards import ApiKeyGuard, BodyLimit
 from model.errors import InvalidInput
 from model.record_model import record_model
 from model.schema import ModelSchema
+
+if TYPE_CHECKING:
+    from model.predictor import LocalPredictor
 
 MODEL_TAG = os.environ.get("KIT_MODEL_TAG", "")
 if not MODEL_TAG:
@@ -84,19 +88,42 @@ class ModelService:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)  # class-level: `bentoml build` packs it
 
     def __init__(self) -> None:
-        from model.predictor import LocalPredictor, records_to_frame
+        from model.predictor import records_to_frame
 
-        # Verifies the sha256 against the manifest before unpickling, as everywhere in the kit.
-        self.predictor = LocalPredictor(Path(self.model_ref.path))
         self._to_frame = records_to_frame
+        self.predictor = self._load(MODEL_TAG)
+        self.manifest: dict[str, Any] = MANIFEST
         self.batcher: GreedyBatcher[dict[str, Any], dict[str, Any]] = GreedyBatcher(self._run)
-        self._run(SCHEMA.validate_records(SCHEMA.examples or [SCHEMA.defaults()]))  # warm up
+        self.follower: Follower[LocalPredictor] | None = None
+        if channel := os.environ.get("KIT_CHANNEL"):  # model versions published as data
+            self.follower = Follower(Path(channel), MODEL_TAG, self._load, self._swap)
+            self.follower.check()  # a version published before this start is served at once
+            self.follower.start()
         gc.collect()
         gc.freeze()  # the imports' objects leave the collector's work: shorter pauses
 
+    def _load(self, tag: str) -> LocalPredictor:
+        """A model version from the store: sha256 verified before unpickling, warmed up."""
+        from model.predictor import LocalPredictor
+
+        predictor = LocalPredictor(Path(bentoml.models.get(tag).path))
+        if predictor.schema != SCHEMA:
+            raise ValueError(
+                f"{tag} takes other inputs than the served model: its API and UI would "
+                "change, so serve it with `kit promote`, not by publishing"
+            )
+        warm = SCHEMA.validate_records(SCHEMA.examples or [SCHEMA.defaults()])
+        predictor.predict_frame(self._to_frame(SCHEMA, warm))
+        return predictor
+
+    def _swap(self, tag: str, predictor: LocalPredictor) -> None:
+        self.predictor = predictor  # one assignment: each batch reads it once
+        self.manifest = json.loads(predictor.manifest.model_dump_json_file())
+
     def _run(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        predictor = self.predictor  # the whole batch is answered by one version
         frame = self._to_frame(SCHEMA, rows)
-        return [p.to_json() for p in self.predictor.predict_frame(frame)]
+        return [p.to_json() for p in predictor.predict_frame(frame)]
 
     # The handlers return ready JSON responses (the contract's exact shape, errors with their
     # own status); output_spec describes them in the OpenAPI document.
@@ -113,8 +140,10 @@ class ModelService:
 
     @bentoml.api(route="/metadata", output_spec=MetadataOutput)  # type: ignore[untyped-decorator]
     def metadata(self) -> Any:
-        """The served model: name, version, sha256, schema, metrics, library versions."""
-        return JSONResponse(MANIFEST)
+        """The served model: name, version, sha256, schema, metrics, library versions; and the
+        last published version this service refused, if any, with the reason."""
+        refused = self.follower.refused if self.follower else None
+        return JSONResponse({**self.manifest, "refused": refused})
 
 
 # Added last = outermost: the key is checked before the body is read.

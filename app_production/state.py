@@ -29,6 +29,7 @@ class ServiceState:
     api_key_required: bool = False
     service_id: str = ""  # in every service process's environment as KIT_SERVICE_ID
     ready_after_s: float | None = None  # cold start: process start to /readyz 200
+    channel: str = ""  # the file `kit publish` writes and this service follows
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +103,8 @@ def stop_service(state: ServiceState, timeout: float = 15.0) -> list[int]:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
     psutil.wait_procs(alive, timeout=timeout)
+    if state.channel:
+        Path(state.channel).unlink(missing_ok=True)
     return [p.pid for p in processes]
 
 

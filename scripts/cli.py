@@ -236,7 +236,7 @@ def demo(
 
 
 # The production commands (promote, serve, stop) register on the same app, listed after these.
-from scripts import batch_commands, service_commands  # noqa: E402, F401
+from scripts import batch_commands, model_commands, service_commands  # noqa: E402, F401
 from scripts.bench import command  # noqa: E402, F401
 
 

@@ -18,7 +18,8 @@ from model.settings import Backend, KitSettings, get_settings
 EXIT_CODES = (
     "Exit codes: 0 ok · 1 unexpected error · 2 invalid input or usage (including serving beyond "
     "localhost without credentials) · 3 model artifact missing or tampered · 4 model service "
-    "unavailable · 5 the service refused the API key · 6 a `kit promote` step failed."
+    "unavailable · 5 the service refused the API key · 6 a `kit promote` step failed · 7 the "
+    "service refused a published model version."
 )
 
 app = typer.Typer(

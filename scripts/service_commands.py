@@ -63,6 +63,10 @@ def promote(
         int | None, typer.Option("--port", help="Port (default: the first free from 3000).")
     ] = None,
     host: HostOption = "127.0.0.1",
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="Serve this version of the model [default: current]."),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Serve the current model as a BentoML API that the same UI then calls.
@@ -70,7 +74,8 @@ def promote(
     Steps: verify the artifact (sha256) → save it to the BentoML model store → build a Bento
     (with its Dockerfile) → start the service in the background → wait for /readyz → check
     that local and remote predictions are identical → record the endpoint for `kit demo`.
-    Promoting again replaces the running service once the new one is ready.
+    Promoting again replaces the running service once the new one is ready; to change the
+    version a running service answers with, without a restart, use `kit publish`.
     With KIT_API_KEY set, the API requires that key.
     """
     from scripts.demo import free_port
@@ -88,7 +93,7 @@ def promote(
                 f"port {port} is in use: choose another, or omit --port to take a free one"
             )
         started = time.perf_counter()
-        state = run_promote(settings, StepPrinter(), host=host, port=port)
+        state = run_promote(settings, StepPrinter(), host=host, port=port, version=version)
     url = state.url
     console.print(f"API: [bold]{url}/predict[/]   docs: {url}/docs   OpenAPI: {url}/docs.json")
     console.print(
