@@ -39,10 +39,11 @@ lint: $(STAMP) ## ruff + mypy
 test: $(STAMP) browser lint ## Run every test (unit, integration, browser); sets itself up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) ## Full `kit bench` into scripts/bench/results, then refresh the README's table
+bench: $(STAMP) ## Full `kit bench` + the 1M-row `kit batch` benchmark into scripts/bench/results
 	@$(BIN)/kit status >/dev/null 2>&1 || $(BIN)/kit train
 	$(BIN)/kit bench --out scripts/bench/results
 	$(BIN)/python -m scripts.bench.readme
+	$(BIN)/python -m scripts.bench.batch_bench
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock

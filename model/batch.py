@@ -25,11 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from model.batch_input import Chunk, check_input, count_rows, read_chunks
 from model.predictor import (
     LocalPredictor,
     ModelInfo,
-    Prediction,
     Predictor,
     records_to_frame,
 )
@@ -116,22 +117,26 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _prediction_row(
-    job_id: int, row: int, key: str | None, p: Prediction, name: str, at: str
-) -> tuple[Any, ...]:
-    probabilities = json.dumps(p.probabilities) if p.probabilities is not None else None
-    return (job_id, row, key, p.label, probabilities, p.value, name, p.model_version, at)
+Outcome = tuple[str | None, str | None, float | None, str]  # label, probabilities, value, version
 
 
-def _predict(predictor: Predictor, records: Sequence[Record], info: ModelInfo) -> list[Prediction]:
+def _outcomes(predictor: Predictor, records: Sequence[Record], info: ModelInfo) -> list[Outcome]:
+    """Label, probabilities (JSON), value and version per record, in order."""
     if isinstance(predictor, LocalPredictor):  # validated already: straight to the pipeline
-        schema = info.model_schema
-        return predictor.predict_frame(
-            records_to_frame(schema, [schema.complete(r) for r in records])
-        )
-    out: list[Prediction] = []
+        table = predictor.predict_table(records_to_frame(info.model_schema, records))
+        version = info.version
+        if table.values is not None:
+            return [(None, None, v, version) for v in table.values]
+        classes = table.classes
+        return [
+            (label, orjson.dumps(dict(zip(classes, row, strict=True))).decode(), None, version)
+            for label, row in zip(table.labels, table.probabilities, strict=True)
+        ]
+    out: list[Outcome] = []
     for start in range(0, len(records), PREDICT_SLICE):
-        out.extend(predictor.predict(records[start : start + PREDICT_SLICE]))
+        for p in predictor.predict(records[start : start + PREDICT_SLICE]):
+            probabilities = orjson.dumps(p.probabilities).decode() if p.probabilities else None
+            out.append((p.label, probabilities, p.value, p.model_version))
     return out
 
 
@@ -155,11 +160,13 @@ def score_chunk(
             rejects.append((job_id, row, key, payload, json.dumps(record, default=str)))
         else:
             good.append((row, key, record))
-    predictions = _predict(predictor, [record for _, _, record in good], info) if good else []
+    outcomes = _outcomes(predictor, [record for _, _, record in good], info) if good else []
     at = _now()
     rows = [
-        _prediction_row(job_id, row, key, p, model_name, at)
-        for (row, key, _), p in zip(good, predictions, strict=True)
+        (job_id, row, key, label, probabilities, value, model_name, version, at)
+        for (row, key, _), (label, probabilities, value, version) in zip(
+            good, outcomes, strict=True
+        )
     ]
     connection.execute("BEGIN IMMEDIATE")
     try:

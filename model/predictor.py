@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -81,7 +82,7 @@ def records_to_frame(schema: ModelSchema, records: Sequence[Record]) -> pd.DataF
     """Validated records -> the DataFrame the pipeline was trained on (columns in schema order)."""
     columns: dict[str, Any] = {}
     for feature in schema.features:
-        values = [record[feature.name] for record in records]
+        values = [record.get(feature.name) for record in records]  # absent: missing
         if feature.kind in ("number", "integer"):
             columns[feature.name] = np.array(
                 [np.nan if v is None else float(v) for v in values], dtype=float
@@ -133,24 +134,42 @@ class LocalPredictor:
     def predict_frame(self, frame: pd.DataFrame) -> list[Prediction]:
         """Predict already-validated rows (used by batch paths that validate in bulk)."""
         version = self.manifest.version
+        table = self.predict_table(frame)
+        if table.values is not None:
+            return [Prediction(value=v, model_version=version) for v in table.values]
+        return [
+            Prediction(
+                label=label,
+                probabilities=dict(zip(table.classes, row, strict=True)),
+                model_version=version,
+            )
+            for label, row in zip(table.labels, table.probabilities, strict=True)
+        ]
+
+    def predict_table(self, frame: pd.DataFrame) -> PredictionTable:
+        """Predictions as plain columns, for callers that write many rows (`kit batch`)."""
         frame = as_model_input(self.estimator, frame)
         if self.schema.task == "regression":
-            values = self.estimator.predict(frame)
-            return [Prediction(value=float(v), model_version=version) for v in values]
-        labels = [str(c) for c in self.estimator.classes_]
+            return PredictionTable(values=[float(v) for v in self.estimator.predict(frame)])
+        classes = [str(c) for c in self.estimator.classes_]
         if hasattr(self.estimator, "predict_proba"):
             probabilities = np.asarray(self.estimator.predict_proba(frame), dtype=float)
         else:  # no probabilities (e.g. SVC without probability=True): certainty of the label
             predicted = [str(v) for v in self.estimator.predict(frame)]
-            probabilities = np.array([[float(p == c) for c in labels] for p in predicted])
-        return [
-            Prediction(
-                label=labels[int(np.argmax(row))],
-                probabilities={c: float(p) for c, p in zip(labels, row, strict=True)},
-                model_version=version,
-            )
-            for row in probabilities
-        ]
+            probabilities = np.array([[float(p == c) for c in classes] for p in predicted])
+        labels = [classes[i] for i in np.argmax(probabilities, axis=1)] if len(classes) else []
+        return PredictionTable(classes=classes, labels=labels, probabilities=probabilities.tolist())
+
+
+@dataclass
+class PredictionTable:
+    """Classification: `classes`, one label and one probability row per record; regression:
+    one value per record."""
+
+    values: list[float] | None = None
+    classes: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    probabilities: list[list[float]] = field(default_factory=list)
 
 
 def same_predictions(a: Prediction, b: Prediction, tolerance: float = 1e-9) -> bool:
