@@ -25,9 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
+import pandas as pd
 
-from model.batch_input import Chunk, check_input, count_rows, read_chunks
+from model.batch_input import Chunk, check_input, cleared, count_rows, read_chunks
 from model.predictor import (
     LocalPredictor,
     ModelInfo,
@@ -120,18 +122,23 @@ def _now() -> str:
 Outcome = tuple[str | None, str | None, float | None, str]  # label, probabilities, value, version
 
 
+def _table_outcomes(predictor: Predictor, frame: pd.DataFrame, info: ModelInfo) -> list[Outcome]:
+    assert isinstance(predictor, LocalPredictor)
+    table = predictor.predict_table(frame)
+    version = info.version
+    if table.values is not None:
+        return [(None, None, v, version) for v in table.values]
+    classes = table.classes
+    return [
+        (label, orjson.dumps(dict(zip(classes, row, strict=True))).decode(), None, version)
+        for label, row in zip(table.labels, table.probabilities, strict=True)
+    ]
+
+
 def _outcomes(predictor: Predictor, records: Sequence[Record], info: ModelInfo) -> list[Outcome]:
     """Label, probabilities (JSON), value and version per record, in order."""
     if isinstance(predictor, LocalPredictor):  # validated already: straight to the pipeline
-        table = predictor.predict_table(records_to_frame(info.model_schema, records))
-        version = info.version
-        if table.values is not None:
-            return [(None, None, v, version) for v in table.values]
-        classes = table.classes
-        return [
-            (label, orjson.dumps(dict(zip(classes, row, strict=True))).decode(), None, version)
-            for label, row in zip(table.labels, table.probabilities, strict=True)
-        ]
+        return _table_outcomes(predictor, records_to_frame(info.model_schema, records), info)
     out: list[Outcome] = []
     for start in range(0, len(records), PREDICT_SLICE):
         for p in predictor.predict(records[start : start + PREDICT_SLICE]):
@@ -150,23 +157,38 @@ def score_chunk(
 ) -> tuple[int, int]:
     """Validate, predict and write one chunk in one transaction; (predicted, rejected)."""
     schema, model_name = info.model_schema, info.name
-    good: list[tuple[int, str | None, Record]] = []
+    cleared_rows = np.zeros(len(chunk), dtype=bool)
+    columns: dict[str, Any] = {}
+    if isinstance(predictor, LocalPredictor):  # the column fast path needs the model here
+        cleared_rows, columns = cleared(schema, chunk)
+    cleared_rows[:skip] = False
+    fast_rows = np.flatnonzero(cleared_rows)
+    others = [i for i in np.flatnonzero(~cleared_rows).tolist() if i >= skip]
+    good: list[tuple[int, Record]] = []
     rejects: list[tuple[Any, ...]] = []
-    for i in range(skip, len(chunk.records)):
-        record, row, key = chunk.records[i], chunk.first_row + i, chunk.keys[i]
+    for i in others:
+        record, row, key = chunk.record(i), chunk.first_row + i, chunk.keys[i]
         errors = schema.validate_record(record, row)
         if errors:
             payload = json.dumps([e.to_json() for e in errors])
             rejects.append((job_id, row, key, payload, json.dumps(record, default=str)))
         else:
-            good.append((row, key, record))
-    outcomes = _outcomes(predictor, [record for _, _, record in good], info) if good else []
-    at = _now()
-    rows = [
-        (job_id, row, key, label, probabilities, value, model_name, version, at)
-        for (row, key, _), (label, probabilities, value, version) in zip(
-            good, outcomes, strict=True
+            good.append((i, record))
+    answered: list[tuple[int, Outcome]] = []
+    if good:
+        outcomes = _outcomes(predictor, [record for _, record in good], info)
+        answered += zip((i for i, _ in good), outcomes, strict=True)
+    if len(fast_rows):
+        frame = pd.DataFrame(
+            {name: values[fast_rows] for name, values in columns.items()},
+            columns=schema.feature_names,
         )
+        answered += zip(fast_rows.tolist(), _table_outcomes(predictor, frame, info), strict=True)
+    answered.sort(key=lambda pair: pair[0])
+    at, first, keys = _now(), chunk.first_row, chunk.keys
+    rows = [
+        (job_id, first + i, keys[i], label, probabilities, value, model_name, version, at)
+        for i, (label, probabilities, value, version) in answered
     ]
     connection.execute("BEGIN IMMEDIATE")
     try:
@@ -175,7 +197,7 @@ def score_chunk(
         connection.execute(
             "UPDATE jobs SET rows_done=?, predicted=predicted+?, rejected=rejected+? "
             "WHERE job_id=?",
-            (chunk.first_row + len(chunk.records), len(rows), len(rejects), job_id),
+            (chunk.first_row + len(chunk), len(rows), len(rejects), job_id),
         )
         connection.execute("COMMIT")
     except BaseException:
@@ -203,13 +225,13 @@ def run_batch(
         total = count_rows(path)
         advance = progress(total, done) if progress else None
         for chunk in read_chunks(path, info.model_schema, chunk_size, key):
-            end = chunk.first_row + len(chunk.records)
+            end = chunk.first_row + len(chunk)
             if end <= done:
                 continue  # committed by an earlier run
             skip = max(0, done - chunk.first_row)
             score_chunk(connection, job_id, chunk, skip, predictor, info)
             if advance:
-                advance(len(chunk.records) - skip)
+                advance(len(chunk) - skip)
         connection.execute("UPDATE jobs SET finished_at=? WHERE job_id=?", (_now(), job_id))
         predicted, rejected, rows_done = connection.execute(
             "SELECT predicted, rejected, rows_done FROM jobs WHERE job_id=?", (job_id,)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from model.errors import UsageError
@@ -27,9 +28,62 @@ MISSING = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"}  # CSV cells m
 
 @dataclass
 class Chunk:
+    """`frame` holds the raw cells; `record(i)` types row i for the schema (on demand)."""
+
     first_row: int  # 0-based number of the chunk's first data row in the file
-    records: list[Record]
+    frame: pd.DataFrame
+    features: list[Feature]  # the schema's features present in the file
     keys: list[str | None]  # the --key column's values, when one was named
+    text: bool  # read from a CSV: every cell a string
+    _cells: dict[str, list[Any]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def record(self, i: int) -> Record:
+        if not self._cells:
+            self._cells = {f.name: self.frame[f.name].tolist() for f in self.features}
+        return {f.name: cell(f, self._cells[f.name][i]) for f in self.features}
+
+
+def cleared(schema: ModelSchema, chunk: Chunk) -> tuple[np.ndarray, dict[str, Any]]:
+    """Rows of a CSV chunk that are valid for sure, and the model's columns for all rows.
+
+    Column by column in C (pandas), conservatively: a row is cleared only if every feature's
+    cell is certainly valid (a number within bounds, a known category, a missing optional
+    value). Anything else (booleans, free text, odd numbers) goes through the exact per-row
+    path, which alone writes errors: the fast path can only skip work, never accept a bad row.
+    """
+    size = len(chunk)
+    ok = np.zeros(size, dtype=bool) if not chunk.text else np.ones(size, dtype=bool)
+    columns: dict[str, Any] = {}
+    for f in schema.features:
+        if f.name not in chunk.frame.columns or f.kind in ("boolean", "text") or not chunk.text:
+            ok[:] = False
+            continue
+        raw = chunk.frame[f.name].astype(object)
+        missing = raw.isin(MISSING).to_numpy()
+        optional_missing = missing & (not f.required)
+        if f.kind in ("number", "integer"):
+            values = pd.to_numeric(raw.where(~missing), errors="coerce").to_numpy(
+                dtype=float, copy=True
+            )
+            with np.errstate(invalid="ignore"):
+                good = np.isfinite(values)
+                if f.kind == "integer":
+                    good &= values == np.floor(values)
+                if f.minimum is not None:
+                    good &= values >= f.minimum
+                if f.maximum is not None:
+                    good &= values <= f.maximum
+            values[missing] = np.nan
+            columns[f.name] = values
+        else:  # category
+            known = raw.isin(f.choices or []).to_numpy() if not f.allow_unknown else ~missing
+            good = known
+            columns[f.name] = np.where(missing, np.nan, raw.to_numpy(dtype=object))
+        ok &= good | optional_missing
+    return ok, columns
 
 
 def _number(raw: str) -> Any:
@@ -121,14 +175,10 @@ def read_chunks(
             _check_columns(schema, [str(c) for c in frame.columns], key, path)
             checked = True
         present = [f for f in schema.features if f.name in frame.columns]
-        columns = {f.name: frame[f.name].tolist() for f in present}
-        records = [
-            {f.name: cell(f, columns[f.name][i]) for f in present} for i in range(len(frame))
-        ]
         keys: list[str | None] = (
             [None if v in ("", None) else str(v) for v in frame[key].tolist()]
             if key is not None
             else [None] * len(frame)
         )
-        yield Chunk(first_row, records, keys)
+        yield Chunk(first_row, frame, present, keys, text=path.suffix.lower() == ".csv")
         first_row += len(frame)

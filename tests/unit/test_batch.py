@@ -164,3 +164,70 @@ def test_another_model_version_or_a_changed_file_is_a_new_job(
     _frame(local, copies=2).to_csv(path, index=False)
     second = run_batch(path, tmp_path / "out.db", local)
     assert second.job_id != first.job_id and second.resumed_from == 0
+
+
+class Wrapped:
+    """The same model behind the plain Predictor protocol: every row takes the exact path."""
+
+    def __init__(self, local: LocalPredictor) -> None:
+        self.local = local
+
+    def info(self) -> ModelInfo:
+        return self.local.info()
+
+    def predict(self, records: Sequence[Record]) -> list[Prediction]:
+        return self.local.predict(records)
+
+
+def test_the_column_fast_path_accepts_and_predicts_exactly_what_the_row_path_does(
+    tmp_path: Path, local: LocalPredictor
+) -> None:
+    """Odd cells of every kind: the fast path may only skip work, never change an answer."""
+    import random
+
+    rng = random.Random(7)
+    numbers = [
+        "39.1",
+        "39",
+        " 41.5",
+        "1e1",
+        "612",
+        "-3",
+        "inf",
+        "nan",
+        "NA",
+        "",
+        "abc",
+        "1_000",
+        "0x1A",
+        "4e2",
+        "181.0",
+        "181.5",
+        "2e308",
+        "45.00000001",
+    ]
+    categories = ["Dream", "Biscoe", "dream", " Dream", "NA", "", "Atlantis", "1"]
+    base = parity_records(local.schema)
+    rows = []
+    for i in range(400):
+        row = {k: ("" if v is None else str(v)) for k, v in base[i % len(base)].items()}
+        for feature in local.schema.features:
+            if rng.random() < 0.15:
+                pool = numbers if feature.kind in ("number", "integer") else categories
+                row[feature.name] = rng.choice(pool)
+        rows.append(row)
+    path = tmp_path / "odd.csv"
+    pd.DataFrame(rows, columns=local.schema.feature_names).to_csv(path, index=False)
+    fast = run_batch(path, tmp_path / "fast.db", local, chunk_size=64)
+    exact = run_batch(path, tmp_path / "exact.db", Wrapped(local), chunk_size=64)
+    assert (fast.predicted, fast.rejected) == (exact.predicted, exact.rejected)
+    assert 0 < fast.rejected < 400 and fast.predicted > 100
+    sql = "SELECT row_number, label FROM predictions ORDER BY row_number"
+    assert _rows(tmp_path / "fast.db", sql) == _rows(tmp_path / "exact.db", sql)
+    sql = "SELECT row_number, probabilities FROM predictions ORDER BY row_number"
+    for (ra, a), (rb, b) in zip(
+        _rows(tmp_path / "fast.db", sql), _rows(tmp_path / "exact.db", sql), strict=True
+    ):
+        assert ra == rb and json.loads(a) == pytest.approx(json.loads(b), abs=1e-12)
+    sql = "SELECT row_number, errors, record FROM rejects ORDER BY row_number"
+    assert _rows(tmp_path / "fast.db", sql) == _rows(tmp_path / "exact.db", sql)
