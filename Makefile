@@ -8,6 +8,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 PYTEST_ARGS ?=
+SPARK := pyspark==4.3.0
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -36,7 +37,10 @@ lint: $(STAMP) ## ruff + mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) browser lint ## Run every test (unit, integration, browser); sets itself up
+spark: $(STAMP) ## Install the optional Spark engine of kit batch (pyspark; Java 17 needed)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python "$(SPARK)"
+
+test: $(STAMP) browser spark lint ## Run every test (unit, integration, browser); sets itself up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) ## Full `kit bench` + the 1M-row `kit batch` benchmark into scripts/bench/results
@@ -51,4 +55,4 @@ lock: ## Re-resolve requirements.lock from pyproject.toml
 clean: ## Remove the venv, caches and test output (not your models in .kit/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output
 
-.PHONY: help install demo browser lint test bench lock clean
+.PHONY: help install demo browser spark lint test bench lock clean

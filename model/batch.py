@@ -147,16 +147,16 @@ def _outcomes(predictor: Predictor, records: Sequence[Record], info: ModelInfo) 
     return out
 
 
-def score_chunk(
-    connection: sqlite3.Connection,
-    job_id: int,
-    chunk: Chunk,
-    skip: int,
-    predictor: Predictor,
-    info: ModelInfo,
-) -> tuple[int, int]:
-    """Validate, predict and write one chunk in one transaction; (predicted, rejected)."""
-    schema, model_name = info.model_schema, info.name
+PredictionRow = tuple[int, str | None, str | None, str | None, float | None, str]
+RejectRow = tuple[int, str | None, str, str]
+
+
+def score_rows(
+    chunk: Chunk, skip: int, predictor: Predictor, info: ModelInfo
+) -> tuple[list[PredictionRow], list[RejectRow]]:
+    """Validate and predict one chunk, from row `skip` on: (predictions, rejects), each row
+    starting with its row number; the same for every engine (SQLite here, Spark partitions)."""
+    schema = info.model_schema
     cleared_rows = np.zeros(len(chunk), dtype=bool)
     columns: dict[str, Any] = {}
     if isinstance(predictor, LocalPredictor):  # the column fast path needs the model here
@@ -165,13 +165,13 @@ def score_chunk(
     fast_rows = np.flatnonzero(cleared_rows)
     others = [i for i in np.flatnonzero(~cleared_rows).tolist() if i >= skip]
     good: list[tuple[int, Record]] = []
-    rejects: list[tuple[Any, ...]] = []
+    rejects: list[RejectRow] = []
     for i in others:
         record, row, key = chunk.record(i), chunk.first_row + i, chunk.keys[i]
         errors = schema.validate_record(record, row)
         if errors:
             payload = json.dumps([e.to_json() for e in errors])
-            rejects.append((job_id, row, key, payload, json.dumps(record, default=str)))
+            rejects.append((row, key, payload, json.dumps(record, default=str)))
         else:
             good.append((i, record))
     answered: list[tuple[int, Outcome]] = []
@@ -185,11 +185,29 @@ def score_chunk(
         )
         answered += zip(fast_rows.tolist(), _table_outcomes(predictor, frame, info), strict=True)
     answered.sort(key=lambda pair: pair[0])
-    at, first, keys = _now(), chunk.first_row, chunk.keys
-    rows = [
-        (job_id, first + i, keys[i], label, probabilities, value, model_name, version, at)
+    first, keys = chunk.first_row, chunk.keys
+    predictions = [
+        (first + i, keys[i], label, probabilities, value, version)
         for i, (label, probabilities, value, version) in answered
     ]
+    return predictions, rejects
+
+
+def score_chunk(
+    connection: sqlite3.Connection,
+    job_id: int,
+    chunk: Chunk,
+    skip: int,
+    predictor: Predictor,
+    info: ModelInfo,
+) -> tuple[int, int]:
+    """Validate, predict and write one chunk in one transaction; (predicted, rejected)."""
+    predictions, rejected = score_rows(chunk, skip, predictor, info)
+    at, name = _now(), info.name
+    rows = [
+        (job_id, r, k, label, p, v, name, version, at) for r, k, label, p, v, version in predictions
+    ]
+    rejects = [(job_id, *reject) for reject in rejected]
     connection.execute("BEGIN IMMEDIATE")
     try:
         connection.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?)", rows)

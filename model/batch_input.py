@@ -153,7 +153,7 @@ def _frames(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
             yield batch.to_pandas()
 
 
-def _check_columns(schema: ModelSchema, columns: list[str], key: str | None, path: Path) -> None:
+def check_columns(schema: ModelSchema, columns: list[str], key: str | None, path: Path) -> None:
     missing = [f.name for f in schema.features if f.required and f.name not in columns]
     if missing or (key is not None and key not in columns):
         wanted = missing + ([key] if key is not None and key not in columns else [])
@@ -172,7 +172,7 @@ def read_chunks(
     checked = False
     for frame in _frames(path, chunk_size):
         if not checked:
-            _check_columns(schema, [str(c) for c in frame.columns], key, path)
+            check_columns(schema, [str(c) for c in frame.columns], key, path)
             checked = True
         present = [f for f in schema.features if f.name in frame.columns]
         keys: list[str | None] = (

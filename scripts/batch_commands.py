@@ -16,8 +16,21 @@ from scripts.common import BackendOption, HomeOption, app, console, kit_errors, 
 def batch(
     input_file: Annotated[Path, typer.Argument(help="A CSV or Parquet file of records.")],
     out: Annotated[
-        Path, typer.Option("--out", help="SQLite database to write (created if needed).")
-    ] = Path("predictions.db"),
+        Path | None,
+        typer.Option(
+            "--out",
+            help="SQLite database to write (created if needed) [default: predictions.db]; "
+            "with --engine spark, a Parquet folder [default: predictions.parquet].",
+        ),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local: this process, into SQLite (resumable); spark: Apache Spark "
+            "(local mode, or KIT_SPARK_MASTER), into Parquet. Spark needs pyspark and Java 17.",
+        ),
+    ] = "local",
     backend: BackendOption = "local",
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, help="Rows read, predicted and committed at once.")
@@ -49,6 +62,13 @@ def batch(
     from model.batch import run_batch
 
     settings = settings_with(home=home)
+    if engine not in ("local", "spark"):
+        console.print(f"[bold red]error:[/] --engine must be local or spark, got {engine!r}")
+        raise typer.Exit(2)
+    if engine == "spark":
+        _spark(input_file, out or Path("predictions.parquet"), key, settings.home)
+        return
+    out = out or Path("predictions.db")
     columns = (
         TextColumn("[bold]scoring"),
         BarColumn(),
@@ -90,3 +110,18 @@ def batch(
     if result.rejected:
         query = f"SELECT row_number, errors FROM rejects WHERE job_id={result.job_id}"  # noqa: S608
         console.print(f'rejected rows and why: sqlite3 {result.database} "{query}"')
+
+
+def _spark(input_file: Path, out: Path, key: str | None, home: Path) -> None:
+    from app_production.spark_batch import run_spark_batch
+    from model import artifact
+
+    with kit_errors(), console.status("scoring with Spark…"):
+        started = time.perf_counter()
+        folder = artifact.ModelStore(home).current()
+        artifact.verify(folder)
+        result = run_spark_batch(input_file, out, folder, key=key)
+    console.print(
+        f"[green]✓[/] {result.rows:,} rows: {result.predicted:,} predicted, {result.rejected:,} "
+        f"rejected → {result.output} (Parquet; {time.perf_counter() - started:.1f} s with Spark)"
+    )

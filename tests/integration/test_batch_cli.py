@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -121,8 +122,6 @@ def test_remote_backend_writes_the_same_predictions_as_local(
     assert local == remote
     local_p = _query(tmp_path / "local.db", "SELECT probabilities FROM predictions")
     remote_p = _query(tmp_path / "remote.db", "SELECT probabilities FROM predictions")
-    import json
-
     for a, b in zip(local_p, remote_p, strict=True):
         assert json.loads(str(b[0])) == pytest.approx(json.loads(str(a[0])), abs=1e-9)
 
@@ -131,3 +130,49 @@ def test_bad_usage_exits_2_with_a_clear_message(trained_home: Path, tmp_path: Pa
     missing = run_kit("batch", str(tmp_path / "nothing.csv"), home=trained_home)
     assert missing.returncode == 2
     assert "does not exist" in missing.stdout + missing.stderr
+
+
+def test_the_spark_engine_writes_the_same_predictions_and_rejects(
+    trained_home: Path, tmp_path: Path
+) -> None:
+    """Apache Spark in local mode (pyspark, Java 17): identical to the local engine."""
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "penguins.csv"
+    _input(trained_home, source, rows=3000)
+    run_kit(
+        "batch",
+        str(source),
+        "--out",
+        str(tmp_path / "local.db"),
+        "--key",
+        "id",
+        home=trained_home,
+        check=True,
+    )
+    spark = run_kit(
+        "batch",
+        str(source),
+        "--engine",
+        "spark",
+        "--out",
+        str(tmp_path / "out.parquet"),
+        "--key",
+        "id",
+        home=trained_home,
+        check=True,
+        timeout=300,
+    )
+    assert "3,000 rows: 2,999 predicted, 1 rejected" in spark.stdout + spark.stderr
+    table = pq.read_table(tmp_path / "out.parquet").to_pandas().sort_values("row_number")
+    predicted = table[table["errors"].isna()]
+    local = _query(tmp_path / "local.db", PREDICTIONS)
+    assert [(r[0], r[1], r[2]) for r in local] == list(
+        zip(predicted["row_number"], predicted["key"], predicted["label"], strict=True)
+    )
+    for row, probabilities in zip(local, predicted["probabilities"], strict=True):
+        assert json.loads(probabilities) == pytest.approx(json.loads(str(row[3])), abs=1e-12)
+    rejected = table[table["errors"].notna()]
+    assert [(r[0], r[1], r[2]) for r in _query(tmp_path / "local.db", REJECTS)] == list(
+        zip(rejected["row_number"], rejected["key"], rejected["errors"], strict=True)
+    )
