@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scripts.bench.render import format_met, format_value
+from scripts.bench.render import targets_table
 from scripts.bench.report import LABELS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,15 +65,9 @@ def section(report: dict[str, Any]) -> str:
         )
         + f"; `kit promote` end to end {report['promote_s']:.1f} s.",
         "",
-        "| target | measured | goal | met | why / details |",
-        "|---|---|---|---|---|",
+        *targets_table(report),
+        END,
     ]
-    for t in report["targets"]:
-        lines.append(
-            f"| {t['name']} | {format_value(t)} | {t['goal']} | {format_met(t['met'])} "
-            f"| {t['note']} |"
-        )
-    lines.append(END)
     return "\n".join(lines)
 
 

@@ -31,6 +31,17 @@ def format_met(met: bool | None) -> str:
     return {True: "✅ yes", False: "❌ no", None: "— not measured"}[met]
 
 
+def targets_table(report: dict[str, Any]) -> list[str]:
+    """The targets as Markdown table lines: measured, goal, met, and why."""
+    lines = ["| target | measured | goal | met | why / details |", "|---|---|---|---|---|"]
+    for t in report["targets"]:
+        lines.append(
+            f"| {t['name']} | {format_value(t)} | {t['goal']} | {format_met(t['met'])} "
+            f"| {t['note']} |"
+        )
+    return lines
+
+
 def machine_line(report: dict[str, Any]) -> str:
     m = report["machine"]
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
@@ -54,14 +65,8 @@ def markdown(report: dict[str, Any], plot: str | None = "bench.png") -> str:
         "",
         "## Targets",
         "",
-        "| target | measured | goal | met | why / details |",
-        "|---|---|---|---|---|",
+        *targets_table(report),
     ]
-    for t in report["targets"]:
-        lines.append(
-            f"| {t['name']} | {format_value(t)} | {t['goal']} | {format_met(t['met'])} "
-            f"| {t['note']} |"
-        )
     lines += [
         "",
         "## Throughput and latency",
