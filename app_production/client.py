@@ -128,7 +128,7 @@ class RemotePredictor:
     def info(self) -> ModelInfo:
         """The served model (fetched once); `backend` names the URL in use now."""
         if self._info is None:
-            manifest = self._post("/metadata", {})
+            manifest = self.metadata()
             self._info = ModelInfo(
                 name=manifest["name"],
                 version=manifest["version"],
@@ -138,6 +138,11 @@ class RemotePredictor:
                 backend=f"remote: {self.url}",
             )
         return self._info.model_copy(update={"backend": f"remote: {self.url}"})
+
+    def metadata(self) -> dict[str, Any]:
+        """The service's live /metadata answer (not cached): the manifest it serves now."""
+        manifest: dict[str, Any] = self._post("/metadata", {})
+        return manifest
 
     def predict(self, records: Sequence[Record]) -> list[Prediction]:
         body = self._post("/predict", {"records": list(records)})

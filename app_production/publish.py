@@ -50,7 +50,7 @@ def _served(state: ServiceState, api_key: str | None) -> tuple[str, dict[str, st
 
     client = RemotePredictor(state.url, api_key=api_key)
     try:
-        manifest = client._post("/metadata", {})  # the live answer, not a cached one
+        manifest = client.metadata()
     finally:
         client.close()
     return f"{manifest['name']}:{manifest['version']}", manifest.get("refused")

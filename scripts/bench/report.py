@@ -230,41 +230,23 @@ def targets(
             f"of which cold start {data.cold_starts[PRODUCTION][0]:.1f} s",
         )
     )
-    if data.leak is None:
+    growth = None if data.leak is None else leak_growth(data.leak["rss_mb"])
+    if data.leak is None or growth is None:
+        why = "not measured in --quick mode" if data.leak is None else "too few RSS samples"
+        found.append(_target("RSS growth over a 60 s load (MB)", None, "no growth", None, why))
+    else:
+        start, end, grown = growth
+        limit = max(10.0, 0.05 * start)
         found.append(
             _target(
-                "RSS growth over a 60 s load (MB)",
-                None,
-                "no growth",
-                None,
-                "not measured in --quick mode",
+                f"RSS growth over a {data.leak['seconds']:.0f} s load (MB)",
+                grown,
+                f"<= {limit:.0f} MB",
+                grown <= limit,
+                f"{start:.0f} MB → {end:.0f} MB over {data.leak['requests']} requests, "
+                f"{sum(data.leak['errors'].values())} errors",
             )
         )
-    else:
-        growth = leak_growth([(t, mb) for t, mb in data.leak["rss_mb"]])
-        if growth is None:
-            found.append(
-                _target(
-                    "RSS growth over a 60 s load (MB)",
-                    None,
-                    "no growth",
-                    None,
-                    "too few RSS samples",
-                )
-            )
-        else:
-            start, end, grown = growth
-            limit = max(10.0, 0.05 * start)
-            found.append(
-                _target(
-                    f"RSS growth over a {data.leak['seconds']:.0f} s load (MB)",
-                    grown,
-                    f"<= {limit:.0f} MB",
-                    grown <= limit,
-                    f"{start:.0f} MB → {end:.0f} MB over {data.leak['requests']} requests, "
-                    f"{sum(data.leak['errors'].values())} errors",
-                )
-            )
     return found
 
 

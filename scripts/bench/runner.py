@@ -183,48 +183,21 @@ class Bench:
         self.model_dir = current
         self.manifest = artifact.verify(current)
 
-    def start_fastapi(self) -> Server:
+    def _start(self, name: str, module_args: list[str], ready_path: str) -> Server:
+        """`python -m MODULE ARGS --port <free>` on loopback, timed until `ready_path` answers."""
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable,
-            "-m",
-            "scripts.bench.fastapi_baseline",
-            "--model-dir",
-            str(self.model_dir),
-            "--port",
-            str(port),
-        ]
-        return servers.start(
-            FASTAPI,
-            command,
-            self.env,
-            f"{url}/readyz",
-            url,
-            self.logs / f"fastapi-{port}.log",
-        )
+        command = [sys.executable, "-m", *module_args, "--port", str(port)]
+        log = self.logs / f"{name}-{port}.log"
+        return servers.start(name, command, self.env, f"{url}{ready_path}", url, log)
+
+    def start_fastapi(self) -> Server:
+        args = ["scripts.bench.fastapi_baseline", "--model-dir", str(self.model_dir)]
+        return self._start(FASTAPI, args, "/readyz")
 
     def start_prototype(self) -> Server:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable,
-            "-m",
-            "scripts.cli",
-            "demo",
-            "--backend",
-            "local",
-            "--port",
-            str(port),
-        ]
-        return servers.start(
-            PROTOTYPE,
-            command,
-            self.env,
-            f"{url}/gradio_api/info",
-            url,
-            self.logs / f"prototype-{port}.log",
-        )
+        args = ["scripts.cli", "demo", "--backend", "local"]
+        return self._start(PROTOTYPE, args, "/gradio_api/info")
 
     def start_production(self, state: ServiceState) -> Server:
         """Another start of the promoted Bento, the way `kit promote` starts it."""
