@@ -27,7 +27,7 @@ from app_production.channel import Follower
 from app_production.guards import ApiKeyGuard, BodyLimit
 from model.errors import InvalidInput
 from model.record_model import record_model
-from model.schema import ModelSchema
+from model.schema import SCHEMA_FORMAT, ModelSchema, upgrade_schema
 
 if TYPE_CHECKING:
     from model.predictor import LocalPredictor
@@ -38,6 +38,8 @@ if not MODEL_TAG:
         "KIT_MODEL_TAG is not set: start the service with `kit promote` or `kit serve`"
     )
 MANIFEST: dict[str, Any] = json.loads(bentoml.models.get(MODEL_TAG).info.metadata["manifest"])
+MANIFEST["schema"] = upgrade_schema(MANIFEST["schema"], int(MANIFEST.get("format_version", 1)))
+MANIFEST["format_version"] = SCHEMA_FORMAT  # an artifact saved by an older kit reads as today
 SCHEMA = ModelSchema.model_validate(MANIFEST["schema"])
 MAX_RECORDS = int(os.environ.get("KIT_MAX_RECORDS", "1000"))
 timeouts.install()  # BentoML's request timeout keeps every request alive for 30 s

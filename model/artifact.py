@@ -23,11 +23,11 @@ import joblib
 from pydantic import BaseModel, ConfigDict
 
 from model.errors import ArtifactError
-from model.schema import ModelSchema
+from model.schema import SCHEMA_FORMAT, ModelSchema, upgrade_schema
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = SCHEMA_FORMAT  # 2: inferred bounds are an expected range, not hard limits
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -57,11 +57,17 @@ class Manifest(BaseModel):
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """A manifest as written in manifest.json (any format version: older ones upgraded)."""
+        data = dict(data)
+        data["schema_"] = upgrade_schema(data.pop("schema"), int(data.get("format_version", 1)))
+        data["format_version"] = FORMAT_VERSION
+        return cls.model_validate(data)
+
+    @classmethod
     def from_file(cls, path: Path) -> Manifest:
         try:
-            data = json.loads(path.read_text())
-            data["schema_"] = data.pop("schema")
-            return cls.model_validate(data)
+            return cls.from_dict(json.loads(path.read_text()))
         except FileNotFoundError as exc:
             raise ArtifactError(f"no manifest at {path}: train or import a model first") from exc
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

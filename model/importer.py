@@ -12,6 +12,7 @@ from sklearn.base import is_classifier, is_regressor
 from sklearn.metrics import accuracy_score, mean_absolute_error, r2_score
 
 from model.artifact import Manifest, ModelStore, check_name
+from model.encoders import mark_unknown_tolerant
 from model.errors import ArtifactError
 from model.inference import infer_schema, records_from_frame
 from model.predictor import as_model_input, records_to_frame
@@ -107,6 +108,12 @@ def import_model(
     classes = [str(c) for c in estimator.classes_] if task == "classification" else None
     labelled = features.assign(**{target: y}) if target is not None and y is not None else features
     schema = infer_schema(labelled, task=task, target=target, classes=classes)
+    tolerant = mark_unknown_tolerant(schema, estimator)
+    if tolerant:
+        notes.append(
+            f"the pipeline encodes categories it never saw ({', '.join(tolerant)}): such values "
+            "are predicted with a warning instead of refused"
+        )
     frame = records_to_frame(schema, schema.validate_records(schema.examples))
     try:  # one real prediction, through the same conversion the predictor uses
         estimator.predict(as_model_input(estimator, frame.head(SAMPLE_CHECK_ROWS)))

@@ -10,7 +10,7 @@ import pandas as pd
 from model.schema import Feature, ModelSchema, Record, Task
 
 MAX_CATEGORIES = 50  # more distinct strings than this (or mostly unique values) means free text
-BOUNDS_MARGIN = 0.1  # numeric bounds: the sample's range widened by 10% on each side
+BOUNDS_MARGIN = 0.1  # expected range: the sample's range widened by 10% on each side
 
 
 def _nice_bounds(low: float, high: float, integral: bool) -> tuple[float, float]:
@@ -55,8 +55,8 @@ def infer_feature(name: str, column: pd.Series) -> Feature:
         return Feature(
             name=name,
             kind="integer" if integral else "number",
-            minimum=low,
-            maximum=high,
+            expected_min=low,  # an expectation, never a limit: the sample is not the world
+            expected_max=high,
             required=required,
             default=min(max(default, low), high),
         )
@@ -122,7 +122,8 @@ def infer_schema(
     """Infer the schema of a model's inputs from a sample of its training data.
 
     The target column, when named, is dropped. Columns with missing values become optional
-    features; numeric bounds are the sample's range widened by 10% and rounded outwards.
+    features; a number's expected range is the sample's range widened by 10% and rounded
+    outwards (values outside it are predicted with a warning, never refused).
     """
     labels = None
     if target is not None:

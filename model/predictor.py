@@ -26,6 +26,10 @@ class Prediction(BaseModel):
 
     classification: {"label": str, "probabilities": {label: float}, "model_version": str}
     regression:     {"value": float, "model_version": str}
+
+    plus `"warnings": [str, ...]` when the record was unusual for the model (a value outside the
+    range seen in the sample, a category it never saw): the prediction is made, and says so.
+    Absent when there are none, so clients that do not know warnings keep working.
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -34,6 +38,7 @@ class Prediction(BaseModel):
     probabilities: dict[str, float] | None = None
     value: float | None = None
     model_version: str
+    warnings: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -126,10 +131,16 @@ class LocalPredictor:
         )
 
     def predict(self, records: Sequence[Record]) -> list[Prediction]:
-        clean = self.schema.validate_records(records)
-        if not clean:
+        return self.predict_valid(self.schema.validate_records(records))
+
+    def predict_valid(self, records: Sequence[Record]) -> list[Prediction]:
+        """Predict records that passed validation, each with its warnings (the service's path)."""
+        if not records:
             return []
-        return self.predict_frame(records_to_frame(self.schema, clean))
+        predictions = self.predict_frame(records_to_frame(self.schema, records))
+        for prediction, record in zip(predictions, records, strict=True):
+            prediction.warnings = self.schema.record_warnings(record) or None
+        return predictions
 
     def predict_frame(self, frame: pd.DataFrame) -> list[Prediction]:
         """Predict already-validated rows (used by batch paths that validate in bulk)."""
@@ -173,10 +184,13 @@ class PredictionTable:
 
 
 def same_predictions(a: Prediction, b: Prediction, tolerance: float = 1e-9) -> bool:
-    """Parity check: identical labels, probabilities (or values) equal within `tolerance`."""
+    """Parity check: identical labels and warnings, probabilities (or values) within
+    `tolerance`."""
     if a.label != b.label or (a.value is None) != (b.value is None):
         return False
     if a.value is not None and b.value is not None:
         return math.isclose(a.value, b.value, rel_tol=0, abs_tol=tolerance)
+    if (a.warnings or []) != (b.warnings or []):
+        return False
     pa, pb = a.probabilities or {}, b.probabilities or {}
     return pa.keys() == pb.keys() and all(abs(pa[k] - pb[k]) <= tolerance for k in pa)

@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from model.artifact import Manifest, ModelStore
+from model.encoders import mark_unknown_tolerant
 from model.inference import infer_schema
 from model.schema import ModelSchema
 
@@ -95,6 +96,7 @@ def train_example(store: ModelStore, name: str = EXAMPLE_NAME) -> Manifest:
         x, y, test_size=TEST_SIZE, stratify=y, random_state=SEED
     )
     pipeline = build_pipeline(schema).fit(x_train, y_train)
+    mark_unknown_tolerant(schema, pipeline)  # OneHotEncoder(handle_unknown="ignore"): warnings
     baseline = DummyClassifier(strategy="most_frequent").fit(x_train, y_train)
     metrics = evaluate(pipeline, x_test, y_test, prefix="test_")
     metrics["test_baseline_accuracy"] = float(baseline.score(x_test, y_test))
