@@ -1,16 +1,97 @@
-"""Choose the Predictor behind a UI or the CLI: the model in-process, or the promoted service."""
+"""Choose the Predictor behind a UI or the CLI: the model in-process, or the promoted service.
+
+The service is used only while it answers with the current model (same name and version, read
+from the state file and current.json: no network call); otherwise `auto` says so and runs the
+current model in-process, and `remote` refuses with what to run.
+"""
 
 from __future__ import annotations
 
-from app_production.state import read_state
-from model.errors import ServiceUnavailable
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app_production.state import ServiceState, read_state
+from model import artifact
+from model.errors import ArtifactError, ServiceUnavailable
 from model.predictor import LocalPredictor, Predictor
 from model.settings import Backend, KitSettings
 
+Say = Callable[[str], None]
 
-def open_predictor(backend: Backend, settings: KitSettings) -> Predictor:
-    """`local`: the current artifact in-process. `remote`: the service `kit promote` started.
-    `auto`: remote when a service was promoted (and not stopped), else local."""
+
+@dataclass(frozen=True)
+class ServedMismatch:
+    """The promoted service answers with another model than the current one."""
+
+    served: str  # "penguins:v1", as the state file records it (`kit publish` keeps it true)
+    current: str  # "body-mass:v1", as current.json names it
+    command: str  # what makes the service answer with the current model
+
+    def __str__(self) -> str:
+        return (
+            f"the promoted service answers with {self.served}, not the current model {self.current}"
+        )
+
+    @property
+    def fix(self) -> str:
+        how = "same inputs: no restart" if self.command == "kit publish" else "a new service"
+        return (
+            f"`{self.command}` makes it answer with {self.current} ({how}), "
+            f"`kit use {self.served}` goes back to the served model"
+        )
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "served": self.served,
+            "current": self.current,
+            "command": self.command,
+            "message": f"{self}; {self.fix}",
+        }
+
+
+def served_mismatch(
+    settings: KitSettings, state: ServiceState | None = None
+) -> ServedMismatch | None:
+    """Whether the promoted service (the state file's model) is not the current model."""
+    state = state or read_state(settings)
+    if state is None:
+        return None
+    store = artifact.ModelStore(settings.home)
+    try:
+        current = store.current()
+    except ArtifactError:
+        return None  # no current model: nothing to compare (commands say so themselves)
+    tag = f"{current.parent.name}:{current.name}"
+    if state.model == tag:
+        return None
+    return ServedMismatch(state.model, tag, _command_to_serve(store, state.model, current))
+
+
+def _command_to_serve(store: artifact.ModelStore, served: str, current: Path) -> str:
+    """`kit publish` swaps another version with the same inputs into the running service;
+    another model, or other inputs, needs a new service: `kit promote`."""
+    name, _, version = served.partition(":")
+    if name != current.parent.name:
+        return "kit promote"
+    try:
+        theirs = artifact.Manifest.from_file(store.path(name, version) / artifact.MANIFEST_FILE)
+        mine = artifact.Manifest.from_file(current / artifact.MANIFEST_FILE)
+    except ArtifactError:
+        return "kit promote"
+    return "kit publish" if mine.schema_.same_inputs(theirs.schema_) else "kit promote"
+
+
+def note_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def open_predictor(backend: Backend, settings: KitSettings, say: Say | None = None) -> Predictor:
+    """`local`: the current artifact in-process. `remote`: the service `kit promote` started,
+    if it answers with the current model. `auto`: remote when a service was promoted (and not
+    stopped) and answers with the current model, else local; when it answers with another
+    model, `say` (default: stderr) gets one line saying so."""
     state = read_state(settings)
     if backend == "local" or (backend == "auto" and state is None):
         return LocalPredictor.from_home(settings.home)
@@ -19,7 +100,14 @@ def open_predictor(backend: Backend, settings: KitSettings) -> Predictor:
             "no model service has been promoted yet: run `kit promote` first, "
             "or use --backend local to run the model in-process"
         )
-    from app_production.client import RemotePredictor
+    mismatch = served_mismatch(settings, state)
+    if mismatch is not None:
+        if backend == "remote":
+            raise ServiceUnavailable(
+                f"{mismatch} (at {state.url}): {mismatch.fix}; or use --backend local"
+            )
+        (say or note_to_stderr)(f"note: {mismatch}: using the local model; {mismatch.fix}")
+        return LocalPredictor.from_home(settings.home)
     from app_production.state import is_ready
 
     if not is_ready(state.url):
@@ -27,6 +115,11 @@ def open_predictor(backend: Backend, settings: KitSettings) -> Predictor:
             f"the promoted service {state.model} at {state.url} is not answering: start it again "
             "with `kit promote`, forget it with `kit stop`, or use --backend local"
         )
+    return _remote(state, settings)
+
+
+def _remote(state: ServiceState, settings: KitSettings) -> Predictor:
+    from app_production.client import RemotePredictor
 
     def current_url() -> str | None:  # follows a service that `kit promote` replaced
         latest = read_state(settings)
@@ -48,7 +141,7 @@ def service_report(settings: KitSettings) -> dict[str, object] | None:
     problem = ""
     if ready:
         try:
-            served = open_predictor("remote", settings).info().title
+            served = _remote(state, settings).info().title
         except Exception as exc:  # shown, not fatal: status must report even a sick service
             problem = str(exc)
     return {

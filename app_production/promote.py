@@ -183,17 +183,18 @@ def wait_ready(state: ServiceState, timeout: float = READY_TIMEOUT_S) -> None:
     )
 
 
-def check_parity(local: LocalPredictor, state: ServiceState, settings: KitSettings) -> int:
-    """Same records in-process and over HTTP: identical labels, probabilities within 1e-9."""
+def check_parity(local: LocalPredictor, state: ServiceState, settings: KitSettings) -> str:
+    """Same records in-process and over HTTP: identical labels and warnings, probabilities (or
+    values) within 1e-9. Some records lie outside the sample's range, so warnings are checked
+    too. Returns what was checked, for the step's line."""
     from app_production.client import RemotePredictor
     from model.predictor import same_predictions
 
     records = parity_records(local.schema)
     remote = RemotePredictor(state.url, api_key=_key(settings))
     try:
-        for i, (a, b) in enumerate(
-            zip(local.predict(records), remote.predict(records), strict=True)
-        ):
+        expected = local.predict(records)
+        for i, (a, b) in enumerate(zip(expected, remote.predict(records), strict=True)):
             if not same_predictions(a, b, TOLERANCE):
                 raise PromoteFailed(
                     f"record {i} {json.dumps(records[i])}: "
@@ -201,7 +202,13 @@ def check_parity(local: LocalPredictor, state: ServiceState, settings: KitSettin
                 )
     finally:
         remote.close()
-    return len(records)
+    warned = sum(1 for p in expected if p.warnings)
+    what = (
+        f"identical labels, probabilities within {TOLERANCE:g}"
+        if local.schema.task == "classification"
+        else f"values within {TOLERANCE:g}"
+    )
+    return f"{len(records)} records ({warned} with warnings, identical): {what}"
 
 
 def _key(settings: KitSettings) -> str | None:
@@ -271,14 +278,15 @@ def promote(
             started.ready_after_s = round(time.perf_counter() - spawned, 2)
             detail(f"ready {started.ready_after_s:.1f} s after start (cold start)")
         with reporter.step("parity check (local vs remote)") as detail:
-            count = check_parity(local.result(), started, settings)
-            detail(f"{count} records: identical labels, probabilities within {TOLERANCE:g}")
+            detail(check_parity(local.result(), started, settings))
         with reporter.step("record the endpoint") as detail:
             started.save(settings.state_file)
             replaced = ""
             if previous is not None and previous.pid != started.pid:
                 stop_service(previous)
                 replaced = f"; replaced {previous.model} at {previous.url}"
+            # `kit promote --version V`: V is the model that answers, in-process too
+            artifact.ModelStore(settings.home).set_current(manifest.name, manifest.version)
             detail(f"{settings.state_file}{replaced}")
         return started
     except BaseException:

@@ -2,7 +2,8 @@
 
 publish: verify the version in the kit's store → copy it to the BentoML store → write the
 service's channel → wait until the service answers with it (or says why it refused it) →
-record it in the state file. The service swaps models itself, without a restart; the UI keeps
+record it in the state file and make it the current model (so `kit predict`, `kit demo` and the
+service agree on the model that answers). The service swaps models itself, without a restart; the UI keeps
 running and its next prediction names the new version.
 """
 
@@ -87,6 +88,7 @@ def publish(settings: KitSettings, version: str | None, *, rollback: bool = Fals
         if served == tag:
             previous, state.model = state.model, tag
             state.save(settings.state_file)
+            store.set_current(manifest.name, manifest.version)  # what answers is what you chose
             return Published(tag, previous, time.perf_counter() - began)
         if refused and refused.get("id") == published.id:
             Channel(model=channel.model, history=channel.history).save(Path(state.channel))

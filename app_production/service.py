@@ -5,7 +5,8 @@ runs it). Which model it serves comes from `KIT_MODEL_TAG` (e.g. `penguins:v1`),
 BentoML model store into which `kit promote` copied the artifact and its manifest.
 
 Routes: POST /predict {"records": [...]} -> {"predictions": [...]} (the contract's Prediction
-shape); POST /metadata -> name, version, sha256, schema, metrics; /livez, /readyz, /metrics and
+shape, with its warnings; /metrics counts them per field as `kit_prediction_warnings_total`);
+POST /metadata -> name, version, sha256, schema, metrics; /livez, /readyz, /metrics and
 the OpenAPI document at /docs.json stay open; with KIT_API_KEY set every other route needs it.
 """
 
@@ -26,6 +27,7 @@ from app_production.batching import GreedyBatcher
 from app_production.channel import Follower
 from app_production.guards import ApiKeyGuard, BodyLimit
 from model.errors import InvalidInput
+from model.outputs import finite_output, non_finite_errors
 from model.record_model import record_model
 from model.schema import SCHEMA_FORMAT, ModelSchema, upgrade_schema
 
@@ -90,9 +92,14 @@ class ModelService:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)  # class-level: `bentoml build` packs it
 
     def __init__(self) -> None:
-        from model.predictor import records_to_frame
+        # prometheus_client only now: the worker has set its multiprocess folder (NOTES-bentoml)
+        from prometheus_client import Counter
 
-        self._to_frame = records_to_frame
+        self.warned = Counter(
+            "kit_prediction_warnings",
+            "Predicted values outside the range seen in the sample (or unseen categories)",
+            ["field"],
+        )
         self.predictor = self._load(MODEL_TAG)
         self.manifest: dict[str, Any] = MANIFEST
         self.batcher: GreedyBatcher[dict[str, Any], dict[str, Any]] = GreedyBatcher(self._run)
@@ -109,13 +116,12 @@ class ModelService:
         from model.predictor import LocalPredictor
 
         predictor = LocalPredictor(Path(bentoml.models.get(tag).path))
-        if predictor.schema != SCHEMA:
+        if not predictor.schema.same_inputs(SCHEMA):  # texts and expected ranges may differ
             raise ValueError(
                 f"{tag} takes other inputs than the served model: its API and UI would "
                 "change, so serve it with `kit promote`, not by publishing"
             )
-        warm = SCHEMA.validate_records(SCHEMA.examples or [SCHEMA.defaults()])
-        predictor.predict_frame(self._to_frame(SCHEMA, warm))
+        predictor.predict_valid(SCHEMA.validate_records(SCHEMA.examples or [SCHEMA.defaults()]))
         return predictor
 
     def _swap(self, tag: str, predictor: LocalPredictor) -> None:
@@ -124,8 +130,11 @@ class ModelService:
 
     def _run(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         predictor = self.predictor  # the whole batch is answered by one version
-        frame = self._to_frame(SCHEMA, rows)
-        return [p.to_json() for p in predictor.predict_frame(frame)]
+        predictions = predictor.predict_valid(rows)
+        for prediction in predictions:
+            for message in prediction.warnings or ():
+                self.warned.labels(field=message.split(" ", 1)[0]).inc()
+        return [p.to_json() for p in predictions]
 
     # The handlers return ready JSON responses (the contract's exact shape, errors with their
     # own status); output_spec describes them in the OpenAPI document.
@@ -138,6 +147,15 @@ class ModelService:
             errors = [error.to_json() for error in exc.errors]
             return JSONResponse({"error": str(exc), "errors": errors}, status_code=422)
         predictions = await self.batcher.submit(clean) if clean else []
+        unusable = [
+            (i, clean[i])
+            for i, p in enumerate(predictions)
+            if not finite_output(p.get("value"), p.get("probabilities"))
+        ]
+        if unusable:  # the model answered infinity or NaN: no prediction to give (as local)
+            refused = InvalidInput(non_finite_errors(SCHEMA, unusable))
+            body = {"error": str(refused), "errors": [e.to_json() for e in refused.errors]}
+            return JSONResponse(body, status_code=422)
         return JSONResponse({"predictions": predictions})
 
     @bentoml.api(route="/metadata", output_spec=MetadataOutput)  # type: ignore[untyped-decorator]

@@ -3,8 +3,8 @@ configuration), writing Parquet.
 
 Each partition loads the artifact once (sha256 verified, as everywhere) and scores its rows with
 `model.batch.score_rows`, the function the SQLite engine uses: the same validation, the same
-rejects, the same predictions. `mapInPandas` does the partitioning; BentoML's `run_in_spark`
-does not work with new-style services, so it is not used.
+rejects, the same predictions and warnings. `mapInPandas` does the partitioning; BentoML's
+`run_in_spark` does not work with new-style services, so it is not used.
 
 Spark is an optional extra (`pip install pyspark==4.3.*`, Java 17). Traps handled here (see
 NOTES-scale): workers start this venv's Python, the driver binds to loopback, logs are quiet
@@ -29,8 +29,8 @@ from model.errors import UsageError
 
 OUTPUT = (
     "row_number long, key string, label string, probabilities string, value double, "
-    "model_name string, model_version string, errors string, record string"
-)
+    "model_name string, model_version string, warnings string, errors string, record string"
+)  # warnings: a JSON list (None when none), as in the SQLite engine; errors/record: rejects
 LOG4J = (
     "rootLogger.level = error\nrootLogger.appenderRef.stdout.ref = console\n"
     "appender.console.type = Console\nappender.console.name = console\n"
@@ -42,6 +42,7 @@ class SparkResult:
     rows: int
     predicted: int
     rejected: int
+    warned: int  # predicted, with warnings
     output: Path
 
 
@@ -112,10 +113,11 @@ def _scorer(model_dir: str, key: str | None, text: bool) -> Any:
                         "value": v,
                         "model_name": info.name,
                         "model_version": version,
+                        "warnings": notes,
                         "errors": None,
                         "record": None,
                     }
-                    for r, k, label, p, v, version in predictions
+                    for r, k, label, p, v, version, notes in predictions
                 ]
                 rows += [
                     {
@@ -126,6 +128,7 @@ def _scorer(model_dir: str, key: str | None, text: bool) -> Any:
                         "value": None,
                         "model_name": info.name,
                         "model_version": info.version,
+                        "warnings": None,
                         "errors": errors,
                         "record": record,
                     }
@@ -169,6 +172,7 @@ def run_spark_batch(
             written = spark.read.parquet(str(output))
             rows = written.count()
             rejected = written.filter("errors IS NOT NULL").count()
+            warned = written.filter("warnings IS NOT NULL").count()
         finally:
             spark.stop()
-    return SparkResult(rows, rows - rejected, rejected, output)
+    return SparkResult(rows, rows - rejected, rejected, warned, output)

@@ -81,17 +81,21 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
                 print_exception=False,
             ) from exc
         summary = ui.prediction_summary(prediction, schema)
-        shown = prediction.probabilities if schema.task == "classification" else prediction.value
-        return (
-            shown,
-            f"**Prediction:** {summary} · answered by version `{prediction.model_version}`",
-            prediction.to_json(),
+        shown: Any = (
+            ui.shown_probabilities(prediction, schema)
+            if schema.task == "classification"
+            else prediction.value
         )
+        text = f"**Prediction:** {summary} · answered by version `{prediction.model_version}`"
+        if warned := ui.warnings_markdown(prediction):
+            text += "\n\n" + warned.replace("\n", "\n\n")
+        return shown, text, prediction.to_json()
 
     # Name the API's parameters after the features: client.predict(island="Dream", ...)
     predict.__signature__ = validate.__signature__ = _signature(schema)  # type: ignore[attr-defined]
 
-    with gr.Blocks(title=f"{info.title} demo", analytics_enabled=False) as demo:
+    page_title = f"{schema.title} ({info.title})" if schema.title else info.title
+    with gr.Blocks(title=f"{page_title} demo", analytics_enabled=False) as demo:
         header = gr.Markdown(ui.header_markdown(info), elem_id="model-header")
         with gr.Row():
             with gr.Column():

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from model import metrics
 from model.predictor import ModelInfo, Prediction
 from model.schema import Feature, ModelSchema, Record
 
 MISSING_CHOICE = "(missing)"  # offered for optional categories: the pipeline imputes it
-METRICS_SHOWN = ("test_accuracy", "test_f1_macro", "sample_accuracy", "sample_r2", "sample_mae")
 
 
 def help_text(feature: Feature) -> str:
@@ -22,6 +22,8 @@ def help_text(feature: Feature) -> str:
     if feature.unit:
         parts.append(f"unit: {feature.unit}")
     parts.append(feature.expectation() + ("" if feature.required else "; may be left empty"))
+    if usual := feature.expected_range():
+        parts.append(f"usually {usual} (the sample's range)")
     return " · ".join(parts)
 
 
@@ -71,18 +73,31 @@ def backend_text(info: ModelInfo) -> str:
 
 
 def header_markdown(info: ModelInfo) -> str:
-    """The always-visible header: model name:version, backend, headline metrics."""
-    metrics = ", ".join(
-        f"{name.removeprefix('test_').removeprefix('sample_')} {info.metrics[name]:.3f}"
-        for name in METRICS_SHOWN
-        if name in info.metrics
+    """The always-visible header: title, model name:version, backend, headline metrics (with
+    the data they were measured on: an import sample may include training rows)."""
+    schema = info.model_schema
+    measured = metrics.describe(info.metrics)
+    title = schema.title or f"Model `{info.title}`"
+    lines = [f"### {title} · {schema.task}"]
+    if schema.title:
+        lines.append(f"Model `{info.title}`")
+    if schema.description:
+        lines.append(schema.description)
+    lines.append(
+        f"Backend: **{backend_text(info)}**" + (f" · metrics: {measured}" if measured else "")
     )
-    kind = info.model_schema.task
-    lines = [
-        f"### Model `{info.title}` · {kind}",
-        f"Backend: **{backend_text(info)}**" + (f" · metrics: {metrics}" if metrics else ""),
-    ]
     return "\n\n".join(lines)
+
+
+def class_label(schema: ModelSchema, label: str) -> str:
+    """A class as the UIs show it: 'malignant (0)' when the user named it, else the label."""
+    name = schema.class_name(label)
+    return label if name == label else f"{name} ({label})"
+
+
+def shown_probabilities(prediction: Prediction, schema: ModelSchema) -> dict[str, float]:
+    """Class probabilities keyed by the names the UIs show."""
+    return {class_label(schema, k): v for k, v in (prediction.probabilities or {}).items()}
 
 
 def prediction_summary(prediction: Prediction, schema: ModelSchema) -> str:
@@ -90,10 +105,15 @@ def prediction_summary(prediction: Prediction, schema: ModelSchema) -> str:
     if prediction.label is not None:
         confidence = (prediction.probabilities or {}).get(prediction.label)
         shown = f" ({confidence:.1%})" if confidence is not None else ""
-        return f"{prediction.label}{shown}"
+        return f"{class_label(schema, prediction.label)}{shown}"
     target = f" ({schema.target})" if schema.target else ""
     return f"{prediction.value:,.6g}{target}" if prediction.value is not None else "no value"
 
 
-def probabilities_sorted(prediction: Prediction) -> list[tuple[str, float]]:
-    return sorted((prediction.probabilities or {}).items(), key=lambda kv: -kv[1])
+def warnings_markdown(prediction: Prediction) -> str:
+    """The prediction's warnings, one line each ('' when there are none)."""
+    return "\n".join(f"⚠️ {message}" for message in prediction.warnings or [])
+
+
+def probabilities_sorted(prediction: Prediction, schema: ModelSchema) -> list[tuple[str, float]]:
+    return sorted(shown_probabilities(prediction, schema).items(), key=lambda kv: -kv[1])

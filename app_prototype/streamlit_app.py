@@ -63,7 +63,13 @@ def _widget(feature: Feature) -> Any:
             placeholder=None if feature.required else "empty = missing",
         )
     if feature.kind == "category":
-        return st.selectbox(feature.name, ui.choices_of(feature), key=key, help=help_text)
+        return st.selectbox(
+            feature.name,
+            ui.choices_of(feature),
+            key=key,
+            help=help_text,
+            accept_new_options=feature.allow_unknown,  # the pipeline encodes unseen categories
+        )
     if feature.kind == "boolean":
         return st.checkbox(feature.name, key=key, help=help_text)
     return st.text_input(feature.name, key=key, help=help_text)
@@ -98,8 +104,12 @@ def show_prediction(predictor: Predictor, schema: ModelSchema, values: list[Any]
         st.error(f"Model service unavailable: {exc}")
         return
     st.success(f"Prediction: {ui.prediction_summary(prediction, schema)}")
+    for message in prediction.warnings or []:
+        st.warning(message)
     if prediction.probabilities:
-        chart = pd.DataFrame(ui.probabilities_sorted(prediction), columns=["class", "probability"])
+        chart = pd.DataFrame(
+            ui.probabilities_sorted(prediction, schema), columns=["class", "probability"]
+        )
         st.bar_chart(chart, x="class", y="probability", horizontal=True, sort=False)
     st.caption(f"answered by model version {prediction.model_version}")
     with st.expander("Raw prediction (the API's JSON)"):

@@ -45,7 +45,7 @@ class Manifest(BaseModel):
     version: str
     sha256: str
     created_at: str
-    source: str  # "train" or "import"
+    source: str  # "train", "import" or "annotate"
     estimator: str
     versions: dict[str, str]  # python, scikit-learn, joblib
     metrics: dict[str, float]
@@ -120,6 +120,12 @@ class ModelStore:
         )
         return sorted(found, key=lambda v: int(v[1:]) if v[1:].isdigit() else 0)
 
+    def names(self) -> list[str]:
+        """The models with at least one saved version, sorted by name."""
+        if not self.models_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.models_dir.iterdir() if self.versions(p.name))
+
     def next_version(self, name: str) -> str:
         existing = self.versions(name)
         return f"v{int(existing[-1][1:]) + 1}" if existing else "v1"
@@ -137,8 +143,13 @@ class ModelStore:
         estimator: Any = None,
         model_file: Path | None = None,
         make_current: bool = True,
+        versions: dict[str, str] | None = None,
     ) -> Manifest:
-        """Write a new version: the estimator (or a user's joblib file, copied byte for byte)."""
+        """Write a new version: the estimator (or a user's joblib file, copied byte for byte).
+
+        `versions`: the libraries the model file was made with, when not the installed ones
+        (`kit annotate` copies an older version's file).
+        """
         check_name(name)
         version = self.next_version(name)
         folder = self.path(name, version)
@@ -157,7 +168,7 @@ class ModelStore:
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             source=source,
             estimator=describe_estimator(estimator),
-            versions=library_versions(),
+            versions=versions or library_versions(),
             metrics=metrics,
             schema_=schema,
         )

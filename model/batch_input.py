@@ -46,23 +46,34 @@ class Chunk:
         return {f.name: cell(f, self._cells[f.name][i]) for f in self.features}
 
 
-def cleared(schema: ModelSchema, chunk: Chunk) -> tuple[np.ndarray, dict[str, Any]]:
-    """Rows of a CSV chunk that are valid for sure, and the model's columns for all rows.
+@dataclass
+class Cleared:
+    """What the column fast path found in a CSV chunk."""
+
+    rows: np.ndarray  # bool per row: valid for sure
+    columns: dict[str, Any]  # the model's columns, for all rows
+    warnings: dict[int, list[str]]  # row index -> its warnings, for cleared rows that have any
+
+
+def cleared(schema: ModelSchema, chunk: Chunk) -> Cleared:
+    """Rows of a CSV chunk that are valid for sure, the model's columns, and their warnings.
 
     Column by column in C (pandas), conservatively: a row is cleared only if every feature's
-    cell is certainly valid (a number within bounds, a known category, a missing optional
-    value). Anything else (booleans, free text, odd numbers) goes through the exact per-row
-    path, which alone writes errors: the fast path can only skip work, never accept a bad row.
+    cell is certainly valid (a number within the hard limits, a known category, a missing
+    optional value). Anything else (booleans, free text, odd numbers) goes through the exact
+    per-row path, which alone writes errors: the fast path can only skip work, never accept a
+    bad row. Warnings: a mask of unusual cells, then `Feature.warning` on those cells only.
     """
     size = len(chunk)
     ok = np.zeros(size, dtype=bool) if not chunk.text else np.ones(size, dtype=bool)
     columns: dict[str, Any] = {}
+    unusual: list[tuple[Feature, np.ndarray, np.ndarray]] = []  # feature, mask, cell values
     for f in schema.features:
         if f.name not in chunk.frame.columns or f.kind in ("boolean", "text") or not chunk.text:
             ok[:] = False
             continue
         raw = chunk.frame[f.name].astype(object)
-        missing = raw.isin(MISSING).to_numpy()
+        missing = (raw.isin(MISSING) | raw.isna()).to_numpy()  # isna: Spark's nulls
         optional_missing = missing & (not f.required)
         if f.kind in ("number", "integer"):
             values = pd.to_numeric(raw.where(~missing), errors="coerce").to_numpy(
@@ -78,12 +89,43 @@ def cleared(schema: ModelSchema, chunk: Chunk) -> tuple[np.ndarray, dict[str, An
                     good &= values <= f.maximum
             values[missing] = np.nan
             columns[f.name] = values
+            unusual.append((f, _outside(f, values), values))
         else:  # category
-            known = raw.isin(f.choices or []).to_numpy() if not f.allow_unknown else ~missing
-            good = known
+            known = raw.isin(f.choices or []).to_numpy()
+            good = ~missing if f.allow_unknown else known
             columns[f.name] = np.where(missing, np.nan, raw.to_numpy(dtype=object))
+            if f.allow_unknown:
+                unusual.append((f, ~missing & ~known, columns[f.name]))
         ok &= good | optional_missing
-    return ok, columns
+    return Cleared(ok, columns, _warnings(unusual, ok))
+
+
+def _outside(feature: Feature, values: np.ndarray) -> np.ndarray:
+    """Cells outside the feature's expected range (NaN is not)."""
+    outside = np.zeros(len(values), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if feature.expected_min is not None:
+            outside |= values < feature.expected_min
+        if feature.expected_max is not None:
+            outside |= values > feature.expected_max
+    return outside
+
+
+def _warnings(
+    unusual: list[tuple[Feature, np.ndarray, np.ndarray]], ok: np.ndarray
+) -> dict[int, list[str]]:
+    """Each cleared row's warnings, in feature order: `Feature.warning` on flagged cells only."""
+    found: dict[int, list[str]] = {}
+    for feature, mask, values in unusual:  # in feature order
+        flagged = np.flatnonzero(mask & ok)
+        if not len(flagged):
+            continue
+        distinct, which = np.unique(values[flagged], return_inverse=True)
+        messages = [feature.warning(v) for v in distinct.tolist()]  # once per distinct value
+        for i, m in zip(flagged.tolist(), which.tolist(), strict=True):
+            if messages[m] is not None:
+                found.setdefault(i, []).append(messages[m])
+    return found
 
 
 def _number(raw: str) -> Any:

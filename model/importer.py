@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,17 @@ import pandas as pd
 from sklearn.base import is_classifier, is_regressor
 from sklearn.metrics import accuracy_score, mean_absolute_error, r2_score
 
+from model.annotations import apply_annotations, load_annotations
 from model.artifact import Manifest, ModelStore, check_name
+from model.batch_input import MISSING, read_chunks
 from model.encoders import mark_unknown_tolerant
-from model.errors import ArtifactError
+from model.errors import ArtifactError, UsageError
 from model.inference import infer_schema, records_from_frame
 from model.predictor import as_model_input, records_to_frame
-from model.schema import Task
+from model.schema import ModelSchema, Record, Task
 
 SAMPLE_CHECK_ROWS = 5
+HOLDOUT_CHUNK_ROWS = 10_000
 
 
 @dataclass
@@ -60,6 +64,96 @@ def _align_with_estimator(estimator: Any, sample: pd.DataFrame, notes: list[str]
     return sample[expected]
 
 
+def _misfits(
+    schema: ModelSchema, records: list[Record], rows: list[int] | None = None
+) -> tuple[list[int], str]:
+    """Indices of the records the schema refuses, and the first one's problem (`rows`: the
+    records' 1-based row numbers in their file, when not 1, 2, ...)."""
+    bad, first = [], ""
+    for i, record in enumerate(records):
+        errors = schema.validate_record(record, i)
+        if errors:
+            first = first or f"row {rows[i] if rows else i + 1}: {errors[0].message}"
+            bad.append(i)
+    return bad, first
+
+
+def _score(
+    estimator: Any, schema: ModelSchema, records: list[Record], labels: list[Any], prefix: str
+) -> dict[str, float]:
+    """`prefix` + accuracy (classification) or r2 and mae (regression) of the records."""
+    predicted = estimator.predict(as_model_input(estimator, records_to_frame(schema, records)))
+    if schema.task == "classification":
+        truth = [str(label) for label in labels]
+        return {f"{prefix}accuracy": float(accuracy_score(truth, [str(p) for p in predicted]))}
+    scores = {f"{prefix}r2": float(r2_score(labels, predicted))} if len(labels) > 1 else {}
+    return {**scores, f"{prefix}mae": float(mean_absolute_error(labels, predicted))}
+
+
+def _label(text: str | None, task: Task) -> Any:
+    """A holdout row's target as the model predicts it, or None when it has no usable value."""
+    if text is None or text in MISSING:
+        return None
+    if task == "classification":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _holdout_metrics(
+    estimator: Any, schema: ModelSchema, path: Path, target: str, notes: list[str]
+) -> dict[str, float]:
+    """holdout_* metrics on the rows of `path` that fit the schema (the others are counted)."""
+    records: list[Record] = []
+    labels: list[Any] = []
+    rows: list[int] = []
+    unlabelled = 0
+    for chunk in read_chunks(path, schema, HOLDOUT_CHUNK_ROWS, key=target):
+        for i in range(len(chunk)):
+            label = _label(chunk.keys[i], schema.task)
+            if label is None:
+                unlabelled += 1
+                continue
+            records.append(chunk.record(i))
+            labels.append(label)
+            rows.append(chunk.first_row + i + 1)
+    if unlabelled:
+        notes.append(f"{unlabelled} holdout row(s) without a usable {target!r} value were left out")
+    bad, first = _misfits(schema, records, rows)
+    if len(bad) == len(records):  # none left (or none at all)
+        raise UsageError(
+            f"no row of the holdout {path} fits the model's schema"
+            + (f" (first problem: {first})" if first else "")
+            + f": give held-out rows with the sample's columns and a {target!r} value"
+        )
+    if bad:
+        notes.append(
+            f"{len(bad)} holdout row(s) that the schema refuses were left out of the metrics "
+            f"(first: {first})"
+        )
+        skip = set(bad)
+        records = [r for i, r in enumerate(records) if i not in skip]
+        labels = [v for i, v in enumerate(labels) if i not in skip]
+    metrics = _score(estimator, schema, records, labels, "holdout_")
+    return {**metrics, "n_holdout": float(len(records))}
+
+
+def _check_inputs(
+    model_path: Path, sample_path: Path, holdout: Path | None, target: str | None
+) -> None:
+    """Usage errors first: missing files and options that need each other."""
+    if holdout is not None and target is None:
+        raise UsageError(
+            "--holdout needs --target: the name of the label column, in the sample and the holdout"
+        )
+    for what, path in (("model", model_path), ("sample", sample_path), ("holdout", holdout)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{what} file {path} does not exist: check the path")
+
+
 def import_model(
     store: ModelStore,
     model_path: Path,
@@ -67,15 +161,23 @@ def import_model(
     *,
     target: str | None = None,
     name: str | None = None,
+    annotations: Path | None = None,
+    holdout: Path | None = None,
 ) -> ImportReport:
-    """Infer the schema from the sample, check it against the estimator, save an artifact."""
+    """Infer the schema from the sample, check it against the estimator, save an artifact.
+
+    `annotations` (TOML or YAML, `model.annotations`) are applied to the inferred schema
+    before the check prediction. Metrics: on `holdout` (held-out rows with the target) when
+    given, named `holdout_*`, else on the sample itself (`sample_*`, which may overlap the
+    training rows). Missing files and bad annotations are `UsageError`s (exit 2).
+    """
     name = check_name(name or model_path.stem.lower().replace(" ", "-"))
-    if not model_path.is_file():
-        raise ArtifactError(f"model file {model_path} does not exist")
+    _check_inputs(model_path, sample_path, holdout, target)
+    annotated = load_annotations(annotations) if annotations is not None else None
     try:
         sample = pd.read_csv(sample_path)
-    except FileNotFoundError as exc:
-        raise ArtifactError(f"sample file {sample_path} does not exist") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UsageError(f"sample file {sample_path} is not a readable CSV ({exc})") from exc
     if len(sample) == 0:
         raise ArtifactError(f"sample file {sample_path} has no rows: give a few real records")
     try:
@@ -114,6 +216,18 @@ def import_model(
             f"the pipeline encodes categories it never saw ({', '.join(tolerant)}): such values "
             "are predicted with a warning instead of refused"
         )
+    needed = annotated is not None or y is not None  # one pass over the sample's rows
+    sample_records = records_from_frame(features, schema.features) if needed else []
+    if annotated is not None:
+        schema = apply_annotations(schema, annotated)
+        notes.append(f"annotations from {annotated.source}: {annotated.summary()}")
+        refused, first = _misfits(schema, sample_records)
+        if refused:
+            notes.append(
+                f"{len(refused)} of the {len(sample_records)} sample rows break the annotations "
+                f"(first: {first}): such records are refused; check the limits and choices in "
+                f"{annotated.source}"
+            )
     frame = records_to_frame(schema, schema.validate_records(schema.examples))
     try:  # one real prediction, through the same conversion the predictor uses
         estimator.predict(as_model_input(estimator, frame.head(SAMPLE_CHECK_ROWS)))
@@ -123,16 +237,10 @@ def import_model(
             f"{exc}); check that the sample has the columns and types the model was fitted on"
         ) from exc
     metrics: dict[str, float] = {"n_sample": float(len(sample))}
-    if y is not None:
-        full = records_to_frame(schema, records_from_frame(features, schema.features))
-        predicted = estimator.predict(as_model_input(estimator, full))
-        if task == "classification":
-            metrics["sample_accuracy"] = float(
-                accuracy_score(y.astype(str), [str(p) for p in predicted])
-            )
-        else:
-            metrics["sample_r2"] = float(r2_score(y, predicted))
-            metrics["sample_mae"] = float(mean_absolute_error(y, predicted))
+    if holdout is not None and target is not None:
+        metrics.update(_holdout_metrics(estimator, schema, holdout, target, notes))
+    elif y is not None:
+        metrics.update(_score(estimator, schema, sample_records, list(y), "sample_"))
         notes.append(
             "metrics are measured on the sample you gave, which may overlap the training data"
         )

@@ -18,6 +18,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from model import artifact
+from model.errors import InvalidInput
+from model.outputs import finite_output, non_finite_errors
 from model.schema import ModelSchema, Record
 
 
@@ -42,6 +44,10 @@ class Prediction(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
+
+    def is_finite(self) -> bool:
+        """False when the model answered infinity or NaN (an input far beyond what it knows)."""
+        return finite_output(self.value, self.probabilities)
 
 
 class ModelInfo(BaseModel):
@@ -131,7 +137,12 @@ class LocalPredictor:
         )
 
     def predict(self, records: Sequence[Record]) -> list[Prediction]:
-        return self.predict_valid(self.schema.validate_records(records))
+        clean = self.schema.validate_records(records)
+        predictions = self.predict_valid(clean)
+        unusable = [i for i, p in enumerate(predictions) if not p.is_finite()]
+        if unusable:
+            raise InvalidInput(non_finite_errors(self.schema, [(i, clean[i]) for i in unusable]))
+        return predictions
 
     def predict_valid(self, records: Sequence[Record]) -> list[Prediction]:
         """Predict records that passed validation, each with its warnings (the service's path)."""
@@ -159,6 +170,12 @@ class LocalPredictor:
 
     def predict_table(self, frame: pd.DataFrame) -> PredictionTable:
         """Predictions as plain columns, for callers that write many rows (`kit batch`)."""
+        # Far beyond the sample a model may overflow: the answer says so (not finite), and
+        # callers refuse it with a field error; numpy's own warning would only be noise.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._predict_table(frame)
+
+    def _predict_table(self, frame: pd.DataFrame) -> PredictionTable:
         frame = as_model_input(self.estimator, frame)
         if self.schema.task == "regression":
             return PredictionTable(values=[float(v) for v in self.estimator.predict(frame)])

@@ -46,13 +46,23 @@ def _field(feature: Feature) -> tuple[Any, Any]:
         annotation = _TYPES.get(feature.kind, str)
     if not feature.required:
         annotation = annotation | None
+    usual = feature.expected_range()
+    known = ", ".join(feature.choices or []) if feature.allow_unknown else ""
     description = " · ".join(
-        part for part in (feature.description, feature.unit and f"unit: {feature.unit}") if part
+        part
+        for part in (
+            feature.description,
+            feature.unit and f"unit: {feature.unit}",
+            usual and f"expected range {usual} (seen in the sample; outside it: a warning)",
+            known and f"known categories: {known} (others: a warning)",
+        )
+        if part
     )
+    examples = (feature.choices or []) if known else [feature.default]
     info = Field(
         default=... if feature.required else None,
         description=description or None,
-        examples=[feature.default] if feature.default is not None else None,
+        examples=[e for e in examples if e is not None] or None,
     )
     return annotation, info
 

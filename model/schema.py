@@ -96,7 +96,7 @@ class Feature(BaseModel):
             return noun
         if self.kind == "category":
             shown = ", ".join(repr(c) for c in (self.choices or []))
-            return f"one of {shown}" + (" (or another text)" if self.allow_unknown else "")
+            return f"a text, usually one of {shown}" if self.allow_unknown else f"one of {shown}"
         if self.kind == "boolean":
             return "true or false"
         return "a text"

@@ -44,9 +44,11 @@ def batch(
 
     Rows are read in chunks (memory stays flat), validated against the model's schema and
     predicted in batches. Invalid rows are not dropped: they go to the `rejects` table with
-    their row number and field errors. Each chunk is committed in one transaction; run the same
-    command again after an interruption and it continues where it stopped, without duplicating
-    or losing a row. Tables: jobs, predictions, rejects (see `sqlite3 OUT .schema`).
+    their row number and field errors. A valid but unusual row (a value outside the range seen
+    in the sample) is predicted, its messages in the `warnings` column. Each chunk is committed
+    in one transaction; run the same command again after an interruption and it continues where
+    it stopped, without duplicating or losing a row. Tables: jobs, predictions, rejects (see
+    `sqlite3 OUT .schema`).
 
     Example: kit batch penguins.csv --out predictions.db --key id
     """
@@ -102,14 +104,32 @@ def batch(
         if result.resumed_from
         else ""
     )
+    counts = _counts(result.predicted, result.warned, result.rejected)
     console.print(
-        f"[green]✓[/] {result.rows:,} rows{resumed}: {result.predicted:,} predicted, "
-        f"{result.rejected:,} rejected → {result.database} (job {result.job_id}; "
-        f"{result.rows_per_s:,.0f} rows/s)"
+        f"[green]✓[/] {result.rows:,} rows{resumed}: {counts} → {result.database} "
+        f"(job {result.job_id}; {result.rows_per_s:,.0f} rows/s)"
     )
+    job = result.job_id
+    if result.warned:
+        query = (
+            "SELECT row_number, warnings FROM predictions "  # noqa: S608
+            f"WHERE job_id={job} AND warnings IS NOT NULL"
+        )
+        console.print(f'warned rows and why: sqlite3 {result.database} "{query}"')
     if result.rejected:
-        query = f"SELECT row_number, errors FROM rejects WHERE job_id={result.job_id}"  # noqa: S608
+        query = f"SELECT row_number, errors FROM rejects WHERE job_id={job}"  # noqa: S608
         console.print(f'rejected rows and why: sqlite3 {result.database} "{query}"')
+
+
+def _counts(predicted: int, warned: int, rejected: int) -> str:
+    """'N predicted (W with warnings: ...), R rejected', the same for both engines."""
+    notes = (
+        f" ({warned:,} with warnings: values outside the range seen in the sample"
+        " or unseen categories)"
+        if warned
+        else ""
+    )
+    return f"{predicted:,} predicted{notes}, {rejected:,} rejected"
 
 
 def _spark(input_file: Path, out: Path, key: str | None, home: Path) -> None:
@@ -121,7 +141,10 @@ def _spark(input_file: Path, out: Path, key: str | None, home: Path) -> None:
         folder = artifact.ModelStore(home).current()
         artifact.verify(folder)
         result = run_spark_batch(input_file, out, folder, key=key)
+    counts = _counts(result.predicted, result.warned, result.rejected)
     console.print(
-        f"[green]✓[/] {result.rows:,} rows: {result.predicted:,} predicted, {result.rejected:,} "
-        f"rejected → {result.output} (Parquet; {time.perf_counter() - started:.1f} s with Spark)"
+        f"[green]✓[/] {result.rows:,} rows: {counts} → {result.output} "
+        f"(Parquet; {time.perf_counter() - started:.1f} s with Spark)"
     )
+    if result.warned:
+        console.print("warned rows and why: the rows of its `warnings` column that are not null")

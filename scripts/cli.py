@@ -36,6 +36,9 @@ def train(home: HomeOption = None) -> None:
         f"[green]✓[/] trained [bold]{manifest.name}:{manifest.version}[/] "
         f"({manifest.estimator}); held-out accuracy {acc:.3f} (majority-class baseline {base:.3f})"
     )
+    from scripts.model_commands import note_if_served_differs
+
+    note_if_served_differs(_settings(home=home))
 
 
 @app.command("import")
@@ -53,18 +56,39 @@ def import_(
     name: Annotated[
         str | None, typer.Option("--name", help="Model name (default: the file's stem).")
     ] = None,
+    annotations: Annotated[
+        Path | None,
+        typer.Option(
+            "--annotations",
+            help="TOML or YAML file: title, descriptions, units, hard limits, class names.",
+        ),
+    ] = None,
+    holdout: Annotated[
+        Path | None,
+        typer.Option(
+            "--holdout",
+            help="CSV of held-out rows (the sample's columns and --target): honest metrics.",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Register your own model: infer its schema from a sample and save it in the artifact format.
 
     Example: kit import churn.joblib --sample customers.csv --target churned --name churn
+    --annotations churn.toml --holdout held-out.csv
     """
     from model.artifact import ModelStore
     from model.importer import import_model
 
     with kit_errors(), console.status(f"importing {model_file}…"):
         report = import_model(
-            ModelStore(_settings(home=home).home), model_file, sample, target=target, name=name
+            ModelStore(_settings(home=home).home),
+            model_file,
+            sample,
+            target=target,
+            name=name,
+            annotations=annotations,
+            holdout=holdout,
         )
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -74,6 +98,9 @@ def import_(
         f"[green]✓[/] imported [bold]{m.name}:{m.version}[/] ({m.schema_.task}): {features}"
     )
     console.print("next: [bold]kit demo[/] or [bold]kit predict --json '<record>'[/]")
+    from scripts.model_commands import note_if_served_differs
+
+    note_if_served_differs(_settings(home=home))
 
 
 @app.command()
@@ -112,11 +139,14 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Show the current model (name, version, sha256 check, metrics) and the backend: the
-    promoted service's URL, health, and the model version in the store and in the service."""
-    from app_production.backends import service_report
+    """Show the current model (name, version, sha256 check, metrics and what they were measured
+    on) and the backend: the promoted service's URL, health, the model version in the store and
+    in the service, and whether the service answers with another model than the current one."""
+    from app_production.backends import served_mismatch, service_report
     from model.artifact import Manifest, ModelStore, verify
     from model.errors import ArtifactError
+    from model.metrics import describe, main_metric
+    from scripts.model_commands import metric_json
 
     settings = _settings(home=home)
     with kit_errors():
@@ -125,6 +155,8 @@ def status(
         manifest, sha_ok, problem = verify(folder), True, ""
     except ArtifactError as exc:
         manifest, sha_ok, problem = Manifest.from_file(folder / "manifest.json"), False, str(exc)
+    service = service_report(settings)
+    mismatch = served_mismatch(settings)
     report = {
         "name": manifest.name,
         "version": manifest.version,
@@ -134,13 +166,12 @@ def status(
         "estimator": manifest.estimator,
         "task": manifest.schema_.task,
         "metrics": manifest.metrics,
+        "main_metric": metric_json(main := main_metric(manifest.metrics)),
         "path": str(folder),
-        "backend": "local",
-        "service": None,
+        "backend": "remote" if service is not None and mismatch is None else "local",
+        "service": service,
+        "mismatch": mismatch.to_json() if mismatch else None,  # then `auto` runs it in-process
     }
-    service = service_report(settings)
-    if service is not None:
-        report["backend"], report["service"] = "remote", service
     if as_json:
         out.print(json.dumps(report), markup=False)
     else:
@@ -151,21 +182,30 @@ def status(
             "sha256",
             f"{manifest.sha256[:16]}… " + ("[green]ok[/]" if sha_ok else "[red]MISMATCH[/]"),
         )
+        measured = describe(manifest.metrics) or "none measured"
+        if main is not None and main.optimistic:
+            measured += ": [yellow]optimistic[/]"
+        table.add_row("metrics", measured)
         for key, value in manifest.metrics.items():
-            table.add_row(key, f"{value:.4g}")
+            table.add_row(f"  {key}", f"{value:.4g}")
         out.print(table)
-        out.print(_service_table(service))
+        out.print(_service_table(service, mismatch.to_json()["message"] if mismatch else None))
     if not sha_ok:
         console.print(f"[bold red]error:[/] {problem}")
         raise typer.Exit(3)
 
 
-def _service_table(service: dict[str, object] | None) -> Table:
+def _service_table(service: dict[str, object] | None, mismatch: str | None) -> Table:
+    from rich.markup import escape
+
     table = Table(title="backend", show_header=False)
     if service is None:
         table.add_row("backend", "local (model in-process): no service promoted; `kit promote`")
         return table
-    table.add_row("backend", f"remote: {service['url']}")
+    if mismatch is None:
+        table.add_row("backend", f"remote: {service['url']}")
+    else:
+        table.add_row("backend", f"local: the service at {service['url']} serves another model")
     health = "[green]ready[/]" if service["ready"] else "[red]not answering[/]"
     table.add_row("health", health + ("" if service["running"] else " (process gone)"))
     table.add_row("model in store", str(service["model_in_store"]))
@@ -174,6 +214,8 @@ def _service_table(service: dict[str, object] | None) -> Table:
     table.add_row("API key", "required" if service["api_key_required"] else "not required")
     if service["problem"]:
         table.add_row("problem", str(service["problem"]))
+    if mismatch is not None:
+        table.add_row("mismatch", f"[yellow]{escape(mismatch)}[/]")
     return table
 
 
@@ -236,7 +278,12 @@ def demo(
 
 
 # The production commands (promote, serve, stop) register on the same app, listed after these.
-from scripts import batch_commands, model_commands, service_commands  # noqa: E402, F401
+from scripts import (  # noqa: E402, F401
+    annotate_commands,
+    batch_commands,
+    model_commands,
+    service_commands,
+)
 from scripts.bench import command  # noqa: E402, F401
 
 

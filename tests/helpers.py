@@ -240,3 +240,29 @@ def services_of_home(home: Path) -> set[str]:
             if env.get("BENTOML_HOME") == store and "KIT_SERVICE_ID" in env:
                 found.add(env["KIT_SERVICE_ID"])
     return found
+
+
+# Hard limits a user could declare for the example model (`kit import --annotations`): the
+# inferred schema has none, so tests of refused values declare some, as a new version.
+DECLARED_LIMITS = {"bill_length_mm": (10.0, 100.0), "body_mass_g": (500.0, 10_000.0)}
+
+
+def declare_limits(home: Path, limits: dict[str, tuple[float, float]] = DECLARED_LIMITS) -> str:
+    """Save a new version of the current model with hard limits declared; it becomes current."""
+    from model.artifact import MODEL_FILE, Manifest, ModelStore
+
+    store = ModelStore(home)
+    folder = store.current()
+    manifest = Manifest.from_file(folder / "manifest.json")
+    schema = manifest.schema_.model_copy(deep=True)
+    for name, (low, high) in limits.items():
+        feature = schema.feature(name)
+        feature.minimum, feature.maximum = low, high
+    saved = store.save(
+        name=manifest.name,
+        schema=schema,
+        metrics=manifest.metrics,
+        source="annotate",
+        model_file=folder / MODEL_FILE,
+    )
+    return saved.version

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from model.errors import InvalidInput
-from model.predictor import LocalPredictor, records_to_frame
+from model.predictor import LocalPredictor
 
 
 class PredictInput(BaseModel):
@@ -42,7 +42,7 @@ def create_app(model_dir: Path) -> FastAPI:
         except InvalidInput as exc:
             errors = [error.to_json() for error in exc.errors]
             return JSONResponse({"error": str(exc), "errors": errors}, status_code=422)
-        predictions = predictor.predict_frame(records_to_frame(schema, clean)) if clean else []
+        predictions = predictor.predict_valid(clean)  # with warnings, as the service
         return JSONResponse({"predictions": [p.to_json() for p in predictions]})
 
     return app

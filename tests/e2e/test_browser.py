@@ -84,12 +84,14 @@ def test_gradio_invalid_input_names_field(
     _, url = start_demo("gradio")
     _open_gradio(page, url)
 
-    page.get_by_label("bill_length_mm", exact=True).fill("612")
+    page.get_by_label("flipper_length_mm", exact=True).fill("181.5")
     _predict_button(page).click()
 
     # The schema validator's message is shown inline, in the field's own block.
-    field = page.locator("#in-bill_length_mm")
-    message = field.get_by_text(re.compile(r"feature 'bill_length_mm' must be .*got 612"))
+    field = page.locator("#in-flipper_length_mm")
+    message = field.get_by_text(
+        re.compile(r"feature 'flipper_length_mm' must be an integer, got 181.5")
+    )
     expect(message).to_be_visible()
     expect(page.get_by_text(re.compile(r"feature '\w+' must be"))).to_have_count(1)
     # The validator stopped the event: no prediction was made.
@@ -103,6 +105,25 @@ def test_gradio_invalid_input_names_field(
     _predict_button(page).click()
     expect(page.locator("#out-label")).to_contain_text("Gentoo")
     expect(message).to_have_count(0)
+
+
+def test_gradio_shows_a_warning_next_to_an_extrapolated_prediction(
+    page: Page, start_demo: StartDemo, output_dir: Path
+) -> None:
+    _, url = start_demo("gradio")
+    _open_gradio(page, url)
+    _fill_gentoo(page)
+    page.get_by_label("bill_length_mm", exact=True).fill("71")
+    _predict_button(page).click()
+
+    summary = page.locator("#out-summary")
+    expect(summary).to_contain_text("Prediction:")
+    expect(summary).to_contain_text(
+        "bill_length_mm 71 is outside the range seen in the sample (29–63): "
+        "the model is extrapolating"
+    )
+    expect(page.get_by_text(re.compile(r"feature '\w+' must be"))).to_have_count(0)
+    _screenshot(page, output_dir / "gradio-warning.png")
 
 
 # -- Streamlit -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -19,7 +20,13 @@ from model.sampling import parity_records
 from tests.helpers import KIT, ROOT, Promoted, kit_env, run_kit
 
 ROWS = 60_000
-BAD = {17: ("bill_length_mm", 612.0), 30_011: ("island", "Atlantis"), 59_999: ("sex", "x")}
+BAD: dict[int, tuple[str, Any]] = {
+    17: ("flipper_length_mm", 181.5),
+    30_011: ("bill_length_mm", "heavy"),
+    59_999: ("island", ""),
+}
+# valid but unusual: predicted with a warning (the parity records have more, by design)
+ODD: dict[int, tuple[str, Any]] = {18: ("bill_length_mm", 612.0), 30_012: ("island", "Atlantis")}
 
 
 def _input(home: Path, path: Path, rows: int = ROWS) -> pd.DataFrame:
@@ -27,7 +34,7 @@ def _input(home: Path, path: Path, rows: int = ROWS) -> pd.DataFrame:
     base = parity_records(schema)
     frame = pd.DataFrame([base[i % len(base)] for i in range(rows)], columns=schema.feature_names)
     frame.insert(0, "id", [f"p{i}" for i in range(rows)])
-    for row, (column, value) in BAD.items():
+    for row, (column, value) in {**BAD, **ODD}.items():
         if row < rows:
             frame[column] = frame[column].astype(object)
             frame.loc[row, column] = value
@@ -43,8 +50,22 @@ def _query(database: Path, sql: str) -> list[tuple[object, ...]]:
         connection.close()
 
 
-PREDICTIONS = "SELECT row_number, key, label, probabilities FROM predictions ORDER BY row_number"
+PREDICTIONS = (
+    "SELECT row_number, key, label, probabilities, warnings FROM predictions ORDER BY row_number"
+)
 REJECTS = "SELECT row_number, key, errors FROM rejects ORDER BY row_number"
+
+
+def _summary(rows: int, database: Path) -> str:
+    """The line `kit batch` prints, from the counts of the job in `database`."""
+    predicted, warned, rejected = _query(database, "SELECT predicted, warned, rejected FROM jobs")[
+        0
+    ]
+    assert isinstance(warned, int) and warned > 0, "the parity records have unusual values"
+    return (
+        f"{rows:,} rows: {predicted:,} predicted ({warned:,} with warnings: values outside the "
+        f"range seen in the sample or unseen categories), {rejected:,} rejected"
+    )
 
 
 def test_a_killed_job_resumes_without_losing_or_repeating_rows(
@@ -96,6 +117,14 @@ def test_a_killed_job_resumes_without_losing_or_repeating_rows(
     assert [r[0] for r in _query(killed_db, REJECTS)] == sorted(BAD)
     count = _query(killed_db, "SELECT count(*), count(DISTINCT row_number) FROM predictions")
     assert count == [(ROWS - len(BAD), ROWS - len(BAD))]
+    warned = _query(
+        killed_db, "SELECT row_number, warnings FROM predictions WHERE row_number IN (18, 30012)"
+    )
+    assert [(r, json.loads(str(w))[0].split(" ")[0]) for r, w in warned] == [
+        (18, "bill_length_mm"),
+        (30_012, "island"),
+    ]
+    assert "warned rows and why: sqlite3" in resumed.stdout + resumed.stderr
 
 
 def test_remote_backend_writes_the_same_predictions_as_local(
@@ -103,6 +132,7 @@ def test_remote_backend_writes_the_same_predictions_as_local(
 ) -> None:
     source = tmp_path / "penguins.csv"
     _input(promoted.home, source, rows=2500)
+    outputs = []
     for backend in ("local", "remote"):
         result = run_kit(
             "batch",
@@ -116,10 +146,15 @@ def test_remote_backend_writes_the_same_predictions_as_local(
             home=promoted.home,
             check=True,
         )
-        assert "2,500 rows: 2,499 predicted, 1 rejected" in result.stdout + result.stderr
-    local = _query(tmp_path / "local.db", "SELECT row_number, label FROM predictions")
-    remote = _query(tmp_path / "remote.db", "SELECT row_number, label FROM predictions")
-    assert local == remote
+        outputs.append(result.stdout + result.stderr)
+    for output, backend in zip(outputs, ("local", "remote"), strict=True):
+        assert _summary(2500, tmp_path / f"{backend}.db") in output
+    assert _summary(2500, tmp_path / "local.db") == _summary(2500, tmp_path / "remote.db")
+    assert "2,499 predicted (" in outputs[0] and ", 1 rejected" in outputs[0]
+    sql = "SELECT row_number, label, warnings FROM predictions ORDER BY row_number"
+    local = _query(tmp_path / "local.db", sql)
+    remote = _query(tmp_path / "remote.db", sql)
+    assert local == remote, "the service's warnings are stored as the local ones"
     local_p = _query(tmp_path / "local.db", "SELECT probabilities FROM predictions")
     remote_p = _query(tmp_path / "remote.db", "SELECT probabilities FROM predictions")
     for a, b in zip(local_p, remote_p, strict=True):
@@ -163,13 +198,21 @@ def test_the_spark_engine_writes_the_same_predictions_and_rejects(
         check=True,
         timeout=300,
     )
-    assert "3,000 rows: 2,999 predicted, 1 rejected" in spark.stdout + spark.stderr
+    assert _summary(3000, tmp_path / "local.db") in spark.stdout + spark.stderr
+    assert "2,999 predicted (" in spark.stdout + spark.stderr
     table = pq.read_table(tmp_path / "out.parquet").to_pandas().sort_values("row_number")
     predicted = table[table["errors"].isna()]
     local = _query(tmp_path / "local.db", PREDICTIONS)
-    assert [(r[0], r[1], r[2]) for r in local] == list(
-        zip(predicted["row_number"], predicted["key"], predicted["label"], strict=True)
+    assert [(r[0], r[1], r[2], r[4]) for r in local] == list(
+        zip(
+            predicted["row_number"],
+            predicted["key"],
+            predicted["label"],
+            [None if pd.isna(w) else w for w in predicted["warnings"]],
+            strict=True,
+        )
     )
+    assert predicted["warnings"].notna().sum() > 0
     for row, probabilities in zip(local, predicted["probabilities"], strict=True):
         assert json.loads(probabilities) == pytest.approx(json.loads(str(row[3])), abs=1e-12)
     rejected = table[table["errors"].notna()]

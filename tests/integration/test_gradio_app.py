@@ -11,7 +11,7 @@ from gradio_client import Client
 
 from app_prototype.gradio_app import Launched, launch
 from model.predictor import LocalPredictor
-from tests.helpers import GENTOO, free_port, http_get
+from tests.helpers import GENTOO, declare_limits, free_port, http_get
 
 
 def _client(url: str, **kwargs: object) -> Client:
@@ -51,13 +51,38 @@ def test_optional_fields_may_be_empty(app: Launched) -> None:
 
 
 def test_invalid_input_names_each_field(app: Launched) -> None:
-    bad = {**GENTOO, "bill_length_mm": 612, "flipper_length_mm": 181.5}
+    bad = {**GENTOO, "body_mass_g": 5400.5, "flipper_length_mm": 181.5}
     with pytest.raises(Exception, match="failed validation") as caught:
         _client(app.local_url).predict(**bad, api_name="/predict")
     message = str(caught.value)
-    assert "'bill_length_mm' must be a number between 29 and 63, got 612" in message
-    assert "'flipper_length_mm' must be an integer between 166 and 237, got 181.5" in message
+    assert "'body_mass_g' must be an integer, got 5400.5" in message
+    assert "'flipper_length_mm' must be an integer, got 181.5" in message
     assert "island" not in message  # valid fields are not flagged
+
+
+def test_a_value_outside_the_sample_range_is_predicted_with_a_warning(app: Launched) -> None:
+    unusual = {**GENTOO, "bill_length_mm": 71}
+    _, summary, raw = _client(app.local_url).predict(**unusual, api_name="/predict")
+    assert raw["label"] in ("Adelie", "Chinstrap", "Gentoo")
+    expected = (
+        "bill_length_mm 71 is outside the range seen in the sample (29–63): "
+        "the model is extrapolating"
+    )
+    assert raw["warnings"] == [expected]
+    assert "Prediction:" in summary and expected in summary
+
+
+def test_a_declared_hard_limit_refuses_naming_the_field(kit_home: Path) -> None:
+    declare_limits(kit_home)
+    launched = launch(LocalPredictor.from_home(kit_home), port=free_port(), say=lambda _: None)
+    try:
+        with pytest.raises(Exception, match="failed validation") as caught:
+            _client(launched.local_url).predict(
+                **{**GENTOO, "bill_length_mm": 612}, api_name="/predict"
+            )
+        assert "'bill_length_mm' must be a number between 10 and 100, got 612" in str(caught.value)
+    finally:
+        launched.demo.close()
 
 
 def test_page_shows_model_name_version_and_widgets(app: Launched) -> None:

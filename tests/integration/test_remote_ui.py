@@ -34,6 +34,7 @@ from tests.helpers import (
     ROOT,
     Promoted,
     ServerProcess,
+    declare_limits,
     free_port,
     http_get,
     run_kit,
@@ -143,12 +144,24 @@ def test_gradio_remote_invalid_input_names_the_field(
 ) -> None:
     """The schema's validator runs in the UI before any call to the service."""
     _, url = gradio_remote
-    bad = {**GENTOO, "bill_length_mm": 612}
+    bad = {**GENTOO, "flipper_length_mm": 181.5}
     with pytest.raises(Exception, match="failed validation") as caught:
         predict_via_gradio(_client(url), bad)
     message = str(caught.value)
-    assert "'bill_length_mm' must be a number between 29 and 63, got 612" in message
+    assert "'flipper_length_mm' must be an integer, got 181.5" in message
     assert "island" not in message and UNAVAILABLE not in message
+
+
+def test_gradio_remote_shows_the_services_warnings(
+    gradio_remote: tuple[ServerProcess, str], promoted: Promoted
+) -> None:
+    _, url = gradio_remote
+    unusual = {**GENTOO, "bill_length_mm": 612}
+    _, summary, raw = predict_via_gradio(_client(url), unusual)
+    [local] = LocalPredictor.from_home(promoted.home).predict([unusual])
+    assert local.warnings and raw["warnings"] == local.warnings
+    assert_same_prediction(raw, local)
+    assert local.warnings[0] in summary
 
 
 # -- Streamlit (AppTest, in this process) against the session's promoted service --------------
@@ -228,31 +241,17 @@ def test_streamlit_auto_backend_shows_the_service_and_predicts_like_the_local_mo
     assert_streamlit_shows(at, expected)
 
 
-def test_streamlit_remote_invalid_value_names_the_field_from_the_service_422(
+def test_streamlit_remote_shows_the_services_warnings(
     monkeypatch: pytest.MonkeyPatch, promoted: Promoted
 ) -> None:
-    """The Streamlit page does not validate by itself: the field error is the service's 422."""
-    answers: list[tuple[str, int]] = []
-    send = requests.adapters.HTTPAdapter.send
-
-    def recording_send(self: Any, request: requests.PreparedRequest, **kwargs: Any) -> Any:
-        response = send(self, request, **kwargs)
-        if request.method == "POST":
-            answers.append((str(request.url), response.status_code))
-        return response
-
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", recording_send)
     at = start_streamlit(monkeypatch, promoted.home, KIT_BACKEND="remote")
     at.number_input(key="in_bill_length_mm").set_value(612)
-    answers.clear()
     click_predict(at)
 
-    messages = [e.value for e in at.error]
-    assert len(messages) == 1, messages
-    assert messages[0].startswith("Invalid input: feature 'bill_length_mm' must be")
-    assert "between 29 and 63" in messages[0] and "612" in messages[0]
-    assert not at.success and not at.get("vega_lite_chart")
-    assert answers == [(f"{promoted.url}/predict", 422)]
+    assert not at.error, [e.value for e in at.error]
+    assert at.success
+    [warning] = [w.value for w in at.warning]
+    assert warning.startswith("bill_length_mm 612 is outside the range seen in the sample")
 
 
 # -- Fault isolation: a service of the test's own, stopped and brought back under a UI ---------
@@ -396,6 +395,36 @@ def test_gradio_ui_follows_a_service_replaced_on_another_port(
         assert_alive(server, url)
     finally:
         server.stop()
+
+
+def test_streamlit_remote_invalid_value_names_the_field_from_the_service_422(
+    monkeypatch: pytest.MonkeyPatch, own_service: OwnService
+) -> None:
+    """The Streamlit page does not validate by itself: the field error is the service's 422
+    (for a hard limit the user declared: values outside the sample's range are predicted)."""
+    declare_limits(own_service.home)
+    served = own_service.promote("--port", str(free_port()))
+    answers: list[tuple[str, int]] = []
+    send = requests.adapters.HTTPAdapter.send
+
+    def recording_send(self: Any, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+        response = send(self, request, **kwargs)
+        if request.method == "POST":
+            answers.append((str(request.url), response.status_code))
+        return response
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", recording_send)
+    at = start_streamlit(monkeypatch, own_service.home, KIT_BACKEND="remote")
+    at.number_input(key="in_bill_length_mm").set_value(612)
+    answers.clear()
+    click_predict(at)
+
+    messages = [e.value for e in at.error]
+    assert len(messages) == 1, messages
+    assert messages[0].startswith("Invalid input: feature 'bill_length_mm' must be")
+    assert "between 10 and 100" in messages[0] and "612" in messages[0]
+    assert not at.success and not at.get("vega_lite_chart")
+    assert answers == [(f"{served['url']}/predict", 422)]
 
 
 def test_streamlit_ui_survives_a_stopped_service_and_recovers_on_the_same_port(

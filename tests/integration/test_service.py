@@ -145,6 +145,8 @@ def test_promote_from_a_clean_state_then_stop(kit_home: Path) -> None:
         assert len(lines) == len(STEPS), result.stderr
         for line, title in zip(lines, STEPS, strict=True):
             assert line.startswith(f"✓ {title}: "), line
+        parity = re.search(r"(\d+) records \((\d+) with warnings, identical\)", lines[5])
+        assert parity and 0 < int(parity.group(2)) < int(parity.group(1)), lines[5]
         url = f"http://127.0.0.1:{port}"
         assert f"API: {url}/predict" in result.stderr
         assert f"docs: {url}/docs" in result.stderr
@@ -208,18 +210,20 @@ def test_openapi_lists_predict_with_the_schema_fields(promoted: Promoted) -> Non
     assert list(record["properties"]) == list(features)
     assert record["required"] == ["island"]
     assert record.get("additionalProperties") is False
-    assert _bounds(document, record["properties"]["island"])["enum"] == [
-        "Biscoe",
-        "Dream",
-        "Torgersen",
-    ]
+    # The example pipeline encodes unseen islands: known ones are examples, not an enum.
+    island = _bounds(document, record["properties"]["island"])
+    assert "enum" not in island and island["examples"] == ["Biscoe", "Dream", "Torgersen"]
+    assert "known categories: Biscoe, Dream, Torgersen (others: a warning)" in island["description"]
     bill = _bounds(document, record["properties"]["bill_length_mm"])
-    assert (bill["minimum"], bill["maximum"]) == (29.0, 63.0)
+    assert "minimum" not in bill and "maximum" not in bill, "a sample's range is no hard limit"
+    assert "expected range 29–63 (seen in the sample" in bill["description"]
     for name, feature in features.items():
         prop = _bounds(document, record["properties"][name])
-        if feature["minimum"] is not None:
-            assert prop["minimum"] == feature["minimum"] and prop["maximum"] == feature["maximum"]
-        if feature["choices"]:
+        assert (prop.get("minimum"), prop.get("maximum")) == (
+            feature["minimum"],
+            feature["maximum"],
+        )
+        if feature["choices"] and not feature["allow_unknown"]:
             assert prop["enum"] == feature["choices"]
 
 
@@ -231,6 +235,23 @@ def test_probes_and_metrics_answer(promoted: Promoted, path: str) -> None:
         assert response.headers["content-type"].startswith("text/plain")
         assert "# TYPE " in response.text and "# HELP " in response.text
         assert "bentoml_" in response.text
+
+
+def test_metrics_count_warnings_per_field(promoted: Promoted) -> None:
+    def warned(field: str) -> float:
+        text = requests.get(f"{promoted.url}/metrics", timeout=TIMEOUT).text
+        line = f'kit_prediction_warnings_total{{field="{field}"}}'
+        values = [float(row.split()[-1]) for row in text.splitlines() if row.startswith(line)]
+        return sum(values)
+
+    before = warned("bill_depth_mm")
+    unusual = {**GENTOO, "bill_depth_mm": 99.0}
+    response = _predict(promoted.url, [unusual, GENTOO, unusual])
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert [("warnings" in p) for p in predictions] == [True, False, True]
+    assert predictions[0]["warnings"][0].startswith("bill_depth_mm 99 is outside the range")
+    assert warned("bill_depth_mm") == before + 2
 
 
 def test_predict_gentoo(promoted: Promoted) -> None:
@@ -283,9 +304,9 @@ BAD_FIELDS = {
     "minus-infinity-literal": ("body_mass_g", '{"island": "Dream", "body_mass_g": -Infinity}'),
     "overflowing-number": ("bill_length_mm", '{"island": "Dream", "bill_length_mm": 1e400}'),
     "unknown-field": ("wings", '{"island": "Dream", "wings": 2}'),
-    "unknown-category": ("island", '{"island": "Atlantis"}'),
+    "number-for-category": ("island", '{"island": 3}'),
     "missing-required": ("island", '{"bill_length_mm": 40.0}'),
-    "out-of-bounds": ("flipper_length_mm", '{"island": "Dream", "flipper_length_mm": 9999}'),
+    "fraction-for-integer": ("flipper_length_mm", '{"island": "Dream", "flipper_length_mm": 1.5}'),
 }
 
 

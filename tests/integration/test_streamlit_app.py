@@ -23,7 +23,7 @@ from app_prototype.presentation import MISSING_CHOICE
 from model.errors import ServiceUnavailable
 from model.predictor import LocalPredictor, ModelInfo, Prediction, Predictor
 from model.schema import ModelSchema, Record
-from tests.helpers import ROOT
+from tests.helpers import DECLARED_LIMITS, ROOT, declare_limits
 
 APP = ROOT / "app_prototype" / "streamlit_app.py"
 # A Gentoo-like penguin: far from the schema defaults, so a UI that ignored the inputs would fail.
@@ -215,7 +215,7 @@ def test_start_from_example_fills_the_widgets(
     assert widget_values(at, schema) == schema.defaults()
 
 
-def test_out_of_range_value_names_the_field_and_its_range(
+def test_a_value_outside_the_sample_range_is_predicted_with_a_warning(
     monkeypatch: pytest.MonkeyPatch, trained_home: Path, schema: ModelSchema
 ) -> None:
     at = start_app(monkeypatch, trained_home)
@@ -223,21 +223,39 @@ def test_out_of_range_value_names_the_field_and_its_range(
     click(at, "Predict")
 
     assert at.number_input(key="in_bill_length_mm").value == 612  # not silently reset
+    assert not at.error, [e.value for e in at.error]
+    assert at.success and "Prediction:" in at.success[0].value
+    feature = schema.feature("bill_length_mm")
+    assert [w.value for w in at.warning] == [
+        f"bill_length_mm 612 is outside the range seen in the sample "
+        f"({feature.expected_range()}): the model is extrapolating"
+    ]
+
+
+def test_a_declared_hard_limit_names_the_field_and_its_range(
+    monkeypatch: pytest.MonkeyPatch, kit_home: Path
+) -> None:
+    declare_limits(kit_home)
+    at = start_app(monkeypatch, kit_home)
+    at.number_input(key="in_bill_length_mm").set_value(612)
+    click(at, "Predict")
+
+    assert at.number_input(key="in_bill_length_mm").value == 612  # not silently reset
     messages = [e.value for e in at.error]
     assert len(messages) == 1, messages
-    feature = schema.feature("bill_length_mm")
-    assert feature.minimum is not None and feature.maximum is not None
+    low, high = DECLARED_LIMITS["bill_length_mm"]
     assert "'bill_length_mm'" in messages[0]
-    assert f"between {feature.minimum:g} and {feature.maximum:g}" in messages[0]
+    assert f"between {low:g} and {high:g}" in messages[0]
     assert "612" in messages[0]
     assert not at.success
     assert not at.get("vega_lite_chart")
 
 
 def test_two_bad_fields_give_one_error_each(
-    monkeypatch: pytest.MonkeyPatch, trained_home: Path
+    monkeypatch: pytest.MonkeyPatch, kit_home: Path
 ) -> None:
-    at = start_app(monkeypatch, trained_home)
+    declare_limits(kit_home)
+    at = start_app(monkeypatch, kit_home)
     at.number_input(key="in_bill_length_mm").set_value(612)
     at.number_input(key="in_body_mass_g").set_value(-5)
     click(at, "Predict")

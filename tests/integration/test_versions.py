@@ -74,10 +74,14 @@ def test_publish_and_rollback_under_steady_load_fail_no_request(two_versions: Pr
         for line in run_kit("models", "--json", home=home).stdout.split("\n")
         if line
     ]
+    # The version the service answers with is the current one too: kit predict and kit demo
+    # use the same model as the service, and no "another model" note is needed.
     assert [(m["version"], m["serving"], m["current"]) for m in models] == [
-        ("v1", True, False),
-        ("v2", False, True),
+        ("v1", True, True),
+        ("v2", False, False),
     ]
+    status = json.loads(run_kit("status", "--json", home=home, check=True).stdout)
+    assert status["version"] == "v1" and status["backend"] == "remote"
 
 
 def test_a_tampered_version_is_refused_and_the_old_one_keeps_serving(

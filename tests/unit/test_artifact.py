@@ -297,3 +297,23 @@ def test_save_checks_the_name_before_writing(tmp_path: Path, example_manifest: M
         )
     assert not store.models_dir.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_manifest_written_by_the_previous_format_loads_with_expected_ranges(
+    example_store_copy: ModelStore,
+) -> None:
+    # Format 1 stored the inferred bounds as minimum/maximum and refused values outside.
+    path = v1(example_store_copy) / MANIFEST_FILE
+    data = json.loads(path.read_text())
+    data["format_version"] = 1
+    for feature in data["schema"]["features"]:
+        low, high = feature.pop("expected_min"), feature.pop("expected_max")
+        feature["minimum"], feature["maximum"] = low, high
+    path.write_text(json.dumps(data))
+    predictor = LocalPredictor(v1(example_store_copy))  # sha256 covers the model file only
+    bill = predictor.schema.feature("bill_length_mm")
+    assert bill.minimum is None and bill.expected_max is not None
+    assert predictor.manifest.format_version == artifact.FORMAT_VERSION == 2
+    record = {**predictor.schema.examples[0], "bill_length_mm": bill.expected_max + 10}
+    [prediction] = predictor.predict([record])
+    assert prediction.warnings and "bill_length_mm" in prediction.warnings[0]

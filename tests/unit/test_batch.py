@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -12,8 +13,8 @@ import pandas as pd
 import pytest
 
 from model.artifact import ModelStore
-from model.batch import run_batch
-from model.batch_input import cell, count_rows, read_chunks
+from model.batch import run_batch, score_rows
+from model.batch_input import Chunk, cell, count_rows, read_chunks
 from model.errors import UsageError
 from model.predictor import LocalPredictor, ModelInfo, Prediction
 from model.sampling import parity_records
@@ -25,14 +26,39 @@ def local(trained_home: Path) -> LocalPredictor:
     return LocalPredictor(ModelStore(trained_home).current())
 
 
+REJECTED = (4, 9)  # the rows of `_records` that are invalid
+WARNED = (5, 12)  # valid rows of `_records` made unusual on purpose (among others, by chance)
+
+
+def _records(local: LocalPredictor, copies: int = 3) -> list[Record]:
+    records = [dict(r) for r in parity_records(local.schema) * copies]
+    records[4]["flipper_length_mm"] = 181.5  # not an integer: rejected
+    records[9]["island"] = None  # a required value missing: rejected
+    records[5]["bill_length_mm"] = 612.0  # outside the expected range: predicted, warned
+    records[12]["island"] = "Atlantis"  # an unknown category the encoder ignores: warned
+    return records
+
+
 def _frame(local: LocalPredictor, copies: int = 3) -> pd.DataFrame:
-    records = parity_records(local.schema) * copies
-    frame = pd.DataFrame(records, columns=local.schema.feature_names)
+    frame = pd.DataFrame(_records(local, copies), columns=local.schema.feature_names)
     frame.insert(0, "id", [f"row-{i}" for i in range(len(frame))])
     frame["species"] = "ignored: not a feature"
-    frame.loc[4, "bill_length_mm"] = 612.0  # out of bounds
-    frame.loc[9, "island"] = "Atlantis"  # unknown category
     return frame
+
+
+def _declared(local: LocalPredictor) -> LocalPredictor:
+    """The same model with rules the user declared: hard limits, and islands that are hard."""
+    features = [
+        f.model_copy(update={"minimum": 30.0, "maximum": 100.0})
+        if f.name == "bill_length_mm"
+        else f.model_copy(update={"allow_unknown": False})
+        if f.name == "island"
+        else f
+        for f in local.schema.features
+    ]
+    declared = copy.copy(local)
+    declared.schema = local.schema.model_copy(update={"features": features})
+    return declared
 
 
 def _rows(database: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -93,8 +119,8 @@ def test_valid_rows_are_predicted_and_invalid_rows_rejected_with_their_errors(
     assert (result.rows, result.predicted, result.rejected) == (len(frame), len(frame) - 2, 2)
 
     rows = _rows(tmp_path / "out.db", "SELECT * FROM predictions ORDER BY row_number")
-    valid = frame.drop(index=[4, 9])
-    records = parity_records(local.schema) * 3
+    valid = frame.drop(index=list(REJECTED))
+    records = _records(local)
     expected = local.predict([records[i] for i in valid.index])
     assert [r[1] for r in rows] == list(valid.index)
     assert [r[2] for r in rows] == list(valid["id"])
@@ -102,12 +128,22 @@ def test_valid_rows_are_predicted_and_invalid_rows_rejected_with_their_errors(
         assert row[3] == prediction.label
         assert json.loads(row[4]) == pytest.approx(prediction.probabilities, abs=1e-12)
         assert (row[6], row[7]) == (local.manifest.name, local.manifest.version)
+        assert (json.loads(row[9]) if row[9] is not None else None) == prediction.warnings
+    warned = {r[1]: json.loads(r[9]) for r in rows if r[9] is not None}
+    assert result.warned == len(warned) == sum(p.warnings is not None for p in expected)
+    assert warned[5] == [
+        "bill_length_mm 612 is outside the range seen in the sample (29–63): the model is "
+        "extrapolating"
+    ]
+    assert "island 'Atlantis' is not a category the model was trained on" in warned[12][0]
+    jobs = _rows(tmp_path / "out.db", "SELECT predicted, warned, rejected FROM jobs")
+    assert jobs == [(result.predicted, result.warned, result.rejected)]
 
     rejects = _rows(tmp_path / "out.db", "SELECT row_number, key, errors FROM rejects")
     assert [(r[0], r[1]) for r in rejects] == [(4, "row-4"), (9, "row-9")]
     errors = {r[0]: json.loads(r[2]) for r in rejects}
-    assert errors[4][0]["field"] == "bill_length_mm" and errors[4][0]["received"] == 612.0
-    assert errors[9][0]["message"].startswith("feature 'island' must be one of")
+    assert errors[4][0]["field"] == "flipper_length_mm" and errors[4][0]["received"] == 181.5
+    assert errors[9][0]["field"] == "island" and "(required)" in errors[9][0]["message"]
 
 
 class Interrupted(BaseException):
@@ -145,11 +181,12 @@ def test_an_interrupted_job_resumes_without_losing_or_repeating_a_row(
     again = run_batch(path, tmp_path / "out.db", local, chunk_size=10)
     assert again.resumed_from == 30
     clean = run_batch(path, tmp_path / "clean.db", local, chunk_size=10)
-    sql = "SELECT row_number, label, probabilities FROM predictions ORDER BY row_number"
+    sql = "SELECT row_number, label, probabilities, warnings FROM predictions ORDER BY row_number"
     assert _rows(tmp_path / "out.db", sql) == _rows(tmp_path / "clean.db", sql)
     sql = "SELECT row_number, errors FROM rejects ORDER BY row_number"
     assert _rows(tmp_path / "out.db", sql) == _rows(tmp_path / "clean.db", sql)
     assert (again.predicted, again.rejected) == (clean.predicted, clean.rejected)
+    assert again.warned == clean.warned > 0
 
     third = run_batch(path, tmp_path / "out.db", local, chunk_size=10)  # nothing left to do
     assert third.resumed_from == third.rows and third.job_id == again.job_id
@@ -179,11 +216,16 @@ class Wrapped:
         return self.local.predict(records)
 
 
+@pytest.mark.parametrize("rules", ["inferred", "declared"])
 def test_the_column_fast_path_accepts_and_predicts_exactly_what_the_row_path_does(
-    tmp_path: Path, local: LocalPredictor
+    tmp_path: Path, local: LocalPredictor, rules: str
 ) -> None:
-    """Odd cells of every kind: the fast path may only skip work, never change an answer."""
+    """Odd cells of every kind: the fast path may only skip work, never change an answer or
+    a warning. `declared`: hard limits and hard categories as well as the expected ranges."""
     import random
+
+    if rules == "declared":
+        local = _declared(local)
 
     rng = random.Random(7)
     numbers = [
@@ -222,6 +264,9 @@ def test_the_column_fast_path_accepts_and_predicts_exactly_what_the_row_path_doe
     exact = run_batch(path, tmp_path / "exact.db", Wrapped(local), chunk_size=64)
     assert (fast.predicted, fast.rejected) == (exact.predicted, exact.rejected)
     assert 0 < fast.rejected < 400 and fast.predicted > 100
+    assert fast.warned == exact.warned > 20
+    sql = "SELECT row_number, warnings FROM predictions ORDER BY row_number"
+    assert _rows(tmp_path / "fast.db", sql) == _rows(tmp_path / "exact.db", sql)
     sql = "SELECT row_number, label FROM predictions ORDER BY row_number"
     assert _rows(tmp_path / "fast.db", sql) == _rows(tmp_path / "exact.db", sql)
     sql = "SELECT row_number, probabilities FROM predictions ORDER BY row_number"
@@ -231,3 +276,108 @@ def test_the_column_fast_path_accepts_and_predicts_exactly_what_the_row_path_doe
         assert ra == rb and json.loads(a) == pytest.approx(json.loads(b), abs=1e-12)
     sql = "SELECT row_number, errors, record FROM rejects ORDER BY row_number"
     assert _rows(tmp_path / "fast.db", sql) == _rows(tmp_path / "exact.db", sql)
+
+
+def test_null_cells_of_a_text_chunk_are_missing_values_on_both_paths(local: LocalPredictor) -> None:
+    """Spark hands CSV cells over as strings, empty ones as None: never a value to clear."""
+    base = {k: ("" if v is None else str(v)) for k, v in parity_records(local.schema)[0].items()}
+    rows = [{**base, "island": None}, {**base, "sex": None}, {**base, "bill_length_mm": None}]
+
+    def chunk() -> Chunk:
+        return Chunk(0, pd.DataFrame(rows), local.schema.features, [None] * 3, text=True)
+
+    fast = score_rows(chunk(), 0, local, local.info())
+    exact = score_rows(chunk(), 0, Wrapped(local), local.info())
+    assert [r[0] for r in fast[1]] == [r[0] for r in exact[1]] == [0], "island is required"
+    assert [(r[0], r[2], r[6]) for r in fast[0]] == [(1, "Adelie", None), (2, "Adelie", None)]
+    assert [(r[0], r[2], r[6]) for r in fast[0]] == [(r[0], r[2], r[6]) for r in exact[0]]
+
+
+def test_declared_limits_are_rules_the_expected_range_is_not(
+    tmp_path: Path, local: LocalPredictor
+) -> None:
+    """Outside a hard limit or a hard category: rejected; outside the expected range only:
+    predicted, with a warning. The same by the fast path and the per-row path."""
+    declared = _declared(local)
+    base = {k: ("" if v is None else v) for k, v in parity_records(local.schema)[0].items()}
+    rows = [
+        {**base, "bill_length_mm": 45.0},  # usual
+        {**base, "bill_length_mm": 612.0},  # beyond the hard maximum 100
+        {**base, "bill_length_mm": 70.0},  # within the hard limits, beyond the expected 63
+        {**base, "island": "Atlantis"},  # not a declared choice
+    ]
+    path = tmp_path / "in.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    for name, predictor in (("fast", declared), ("exact", Wrapped(declared))):
+        result = run_batch(path, tmp_path / f"{name}.db", predictor)
+        assert (result.predicted, result.warned, result.rejected) == (2, 1, 2)
+        rejects = _rows(tmp_path / f"{name}.db", "SELECT row_number, errors FROM rejects")
+        fields = [(r, [e["field"] for e in json.loads(errors)]) for r, errors in rejects]
+        assert fields == [(1, ["bill_length_mm"]), (3, ["island"])]
+        assert "between 30 and 100" in json.loads(rejects[0][1])[0]["message"]
+        warned = _rows(tmp_path / f"{name}.db", "SELECT row_number, warnings FROM predictions")
+        assert [(r, json.loads(w)) for r, w in warned if w] == [
+            (2, [declared.schema.feature("bill_length_mm").warning(70.0)])
+        ]
+
+
+# `kit batch`'s tables before predictions had warnings (starter kit 0.x): still usable
+OLD_SCHEMA_SQL = """
+CREATE TABLE jobs (
+    job_id INTEGER PRIMARY KEY,
+    input TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    model_name TEXT NOT NULL, model_version TEXT NOT NULL,
+    rows_done INTEGER NOT NULL DEFAULT 0, predicted INTEGER NOT NULL DEFAULT 0,
+    rejected INTEGER NOT NULL DEFAULT 0, started_at TEXT NOT NULL, finished_at TEXT,
+    UNIQUE (input, fingerprint, model_name, model_version)
+);
+CREATE TABLE predictions (
+    job_id INTEGER NOT NULL REFERENCES jobs, row_number INTEGER NOT NULL, key TEXT,
+    label TEXT, probabilities TEXT, value REAL,
+    model_name TEXT NOT NULL, model_version TEXT NOT NULL, predicted_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, row_number)
+);
+CREATE TABLE rejects (
+    job_id INTEGER NOT NULL REFERENCES jobs, row_number INTEGER NOT NULL, key TEXT,
+    errors TEXT NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (job_id, row_number)
+);
+"""
+
+
+def test_a_database_of_the_previous_version_gets_the_new_columns_and_keeps_its_rows(
+    tmp_path: Path, local: LocalPredictor
+) -> None:
+    database = tmp_path / "old.db"
+    with sqlite3.connect(database) as connection:
+        connection.executescript(OLD_SCHEMA_SQL)
+        connection.execute(
+            "INSERT INTO jobs VALUES (1, 'old.csv', '1:1', 'penguins', 'v0', 1, 1, 0, 't', 't')"
+        )
+        connection.execute(
+            "INSERT INTO predictions VALUES (1, 0, NULL, 'Adelie', '{}', NULL, 'penguins', "
+            "'v0', 't')"
+        )
+    connection.close()
+    path = tmp_path / "in.csv"
+    _frame(local).to_csv(path, index=False)
+    result = run_batch(path, database, local)
+    fresh = run_batch(path, tmp_path / "new.db", local)
+    assert (result.predicted, result.warned, result.rejected) == (
+        fresh.predicted,
+        fresh.warned,
+        fresh.rejected,
+    )
+    assert result.warned > 0 and result.job_id == 2
+    assert _rows(database, "SELECT job_id, predicted, warned FROM jobs WHERE job_id=1") == [
+        (1, 1, 0)
+    ]
+    old = _rows(database, "SELECT label, warnings FROM predictions WHERE job_id=1")
+    assert old == [("Adelie", None)]
+    sql = "SELECT row_number, label, warnings FROM predictions WHERE job_id={} ORDER BY 1"
+    assert _rows(database, sql.format(2)) == _rows(tmp_path / "new.db", sql.format(1))
+    columns = "SELECT name FROM pragma_table_info('{}')"
+    for table in ("jobs", "predictions"):
+        assert _rows(database, columns.format(table)) == _rows(
+            tmp_path / "new.db", columns.format(table)
+        ), "an upgraded database has the layout of a new one"

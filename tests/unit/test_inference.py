@@ -51,9 +51,10 @@ def test_float_column_is_a_number_with_widened_bounds(schema: ModelSchema) -> No
     mass = schema.feature("mass")
     assert mass.kind == "number"
     assert mass.required
-    assert mass.minimum is not None and mass.maximum is not None
-    assert 0 <= mass.minimum < 0.5
-    assert mass.maximum > 3.2
+    assert mass.expected_min is not None and mass.expected_max is not None
+    assert mass.minimum is None and mass.maximum is None, "a sample's range is no hard limit"
+    assert 0 <= mass.expected_min < 0.5
+    assert mass.expected_max > 3.2
     assert mass.default == pytest.approx(float(np.median(np.linspace(0.5, 3.2, N))))
 
 
@@ -70,26 +71,33 @@ def test_float_column_is_a_number_with_widened_bounds(schema: ModelSchema) -> No
 def test_bounds_contain_the_sample_range(values: list[float], lowest: float | None) -> None:
     feature = infer_feature("x", pd.Series(values))
     assert feature.kind == "number"
-    assert feature.minimum is not None and feature.maximum is not None
-    assert feature.minimum <= min(values)
-    assert feature.maximum >= max(values)
-    assert feature.minimum < feature.maximum
+    assert feature.expected_min is not None and feature.expected_max is not None
+    assert feature.expected_min <= min(values)
+    assert feature.expected_max >= max(values)
+    assert feature.expected_min < feature.expected_max
     if lowest is not None:
-        assert feature.minimum == lowest
+        assert feature.expected_min == lowest
     else:
-        assert feature.minimum < min(values)
+        assert feature.expected_min < min(values)
     if min(values) >= 0:
-        assert feature.minimum >= 0
+        assert feature.expected_min >= 0
     for value in values:
         assert feature.check(value) is None
+        assert feature.warning(value) is None, "the sample's own values are usual"
     assert feature.check(feature.default) is None  # the default prefills UIs: must be valid
+    assert feature.warning(feature.default) is None
+    beyond = feature.expected_max + 1000.0
+    assert feature.check(beyond) is None, "beyond the expected range: valid, predicted"
+    assert f"outside the range seen in the sample ({feature.expected_range()})" in str(
+        feature.warning(beyond)
+    )
 
 
 def test_default_of_tiny_numbers_is_within_bounds() -> None:
     # The default prefills UI widgets; rounding the median to 4 decimals must not push it
-    # outside the inferred bounds (here it would become 0.0, below a minimum of 8e-06).
+    # outside the inferred expected range (here it would become 0.0, below 8e-06).
     feature = infer_feature("x", pd.Series([0.00001, 0.00002, 0.00003]))
-    assert feature.minimum is not None and feature.minimum <= 0.00001
+    assert feature.expected_min is not None and feature.expected_min <= 0.00001
     assert feature.check(feature.default) is None
 
 
@@ -97,10 +105,10 @@ def test_int_column_is_an_integer(schema: ModelSchema) -> None:
     count = schema.feature("count")
     assert count.kind == "integer"
     assert count.required
-    assert count.minimum is not None and count.maximum is not None
-    assert 0 <= count.minimum <= 1
-    assert count.maximum >= N
-    assert float(count.minimum).is_integer() and float(count.maximum).is_integer()
+    assert count.expected_min is not None and count.expected_max is not None
+    assert 0 <= count.expected_min <= 1
+    assert count.expected_max >= N
+    assert float(count.expected_min).is_integer() and float(count.expected_max).is_integer()
     assert isinstance(count.default, int)
 
 
@@ -124,6 +132,7 @@ def test_bool_column_is_a_boolean(schema: ModelSchema) -> None:
     assert flag.required
     assert flag.default is False  # 13 False, 7 True
     assert flag.minimum is None and flag.maximum is None
+    assert flag.expected_min is None and flag.expected_max is None
 
 
 def test_bool_column_with_missing_values_is_an_optional_boolean() -> None:

@@ -170,12 +170,11 @@ def test_empty_list_gives_empty_list(predictor: LocalPredictor) -> None:
     "records",
     [
         [{**GENTOO_LIKE, "bill_length_mm": "47.5"}],
-        [{**GENTOO_LIKE, "island": "Anvers"}],
         [{**GENTOO_LIKE, "species": "Gentoo"}],
         [{k: v for k, v in GENTOO_LIKE.items() if k != "island"}],
         [{**GENTOO_LIKE, "flipper_length_mm": 217.5}],
         [{**GENTOO_LIKE, "body_mass_g": float("nan")}],
-        [GENTOO_LIKE, {**ADELIE_LIKE, "bill_depth_mm": 1000.0}],
+        [GENTOO_LIKE, {**ADELIE_LIKE, "bill_depth_mm": "deep"}],
         ["not a record"],
     ],
 )
@@ -335,3 +334,52 @@ def test_records_to_frame_columns_and_types(predictor: LocalPredictor) -> None:
     assert frame.loc[0, "island"] == "Biscoe"
     assert pd.isna(frame.loc[1, "bill_length_mm"])
     assert pd.isna(frame.loc[1, "sex"])
+
+
+def test_a_value_outside_the_sample_range_is_predicted_with_a_warning(
+    predictor: LocalPredictor,
+) -> None:
+    feature = predictor.schema.feature("bill_length_mm")
+    assert feature.minimum is None and feature.expected_max is not None
+    far = feature.expected_max + 8
+    [usual, unusual] = predictor.predict([GENTOO_LIKE, {**GENTOO_LIKE, "bill_length_mm": far}])
+    assert usual.warnings is None and "warnings" not in usual.to_json(), "absent when empty"
+    assert unusual.label is not None and unusual.probabilities
+    assert unusual.warnings == [
+        f"bill_length_mm {far:g} is outside the range seen in the sample "
+        f"({feature.expected_range()}): the model is extrapolating"
+    ]
+    assert not same_predictions(usual, unusual)
+
+
+def test_an_island_the_encoder_never_saw_is_predicted_with_a_warning(
+    predictor: LocalPredictor,
+) -> None:
+    # The example pipeline one-hot encodes with handle_unknown="ignore": it can take it.
+    assert predictor.schema.feature("island").allow_unknown
+    [prediction] = predictor.predict([{**GENTOO_LIKE, "island": "Anvers"}])
+    assert prediction.label in (predictor.schema.classes or [])
+    assert prediction.warnings is not None and len(prediction.warnings) == 1
+    assert prediction.warnings[0].startswith("island 'Anvers' is not a category the model was")
+
+
+def test_an_answer_that_is_not_a_number_is_refused_naming_the_fields(tmp_path: Path) -> None:
+    from sklearn.linear_model import Ridge
+
+    from model.artifact import ModelStore
+    from model.inference import infer_schema
+
+    frame = pd.DataFrame({"a": np.linspace(0, 1, 20), "b": np.linspace(5, 6, 20)})
+    model = Ridge().fit(frame, frame["a"] * 1e5)
+    store = ModelStore(tmp_path)
+    schema = infer_schema(frame, task="regression")
+    store.save(name="ridge", schema=schema, metrics={}, source="train", estimator=model)
+    ridge = LocalPredictor.from_home(tmp_path)
+    [far] = ridge.predict([{"a": 1e6, "b": 5.5}])  # extrapolated, still a number
+    assert far.value is not None and far.warnings
+    with pytest.raises(InvalidInput) as caught:
+        ridge.predict([{"a": 0.5, "b": 5.5}, {"a": 1e308, "b": 5.5}])
+    [error] = caught.value.errors
+    assert (error.record, error.field, error.received) == (1, "a", 1e308)
+    assert "a value the model can compute with (it returned infinity or NaN" in error.message
+    assert "the sample's range is 0–1.1" in error.message

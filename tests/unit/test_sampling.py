@@ -71,6 +71,32 @@ def test_values_cover_the_features_ranges_and_choices() -> None:
                 assert all(type(v) is float for v in values), feature.name
 
 
+# The inferred kind of schema: an expected range, and (here) a hard lower limit of 0.
+EXPECTED = ModelSchema(
+    task="regression",
+    features=[
+        Feature(name="mass", kind="number", minimum=0, expected_min=2, expected_max=4),
+        Feature(name="count", kind="integer", expected_min=10, expected_max=20),
+    ],
+)
+
+
+def test_most_numbers_lie_in_the_expected_range_and_some_beyond_it() -> None:
+    records = [r for seed in SEEDS for r in generate_records(EXPECTED, 25, seed=seed)]
+    schema_warned = [EXPECTED.record_warnings(r) for r in records]
+    for feature in EXPECTED.features:
+        values = [r[feature.name] for r in records]
+        assert feature.expected_min is not None and feature.expected_max is not None
+        inside = [v for v in values if feature.expected_min <= v <= feature.expected_max]
+        below = [v for v in values if v < feature.expected_min]
+        above = [v for v in values if v > feature.expected_max]
+        assert 0.8 * len(values) <= len(inside) < len(values), feature.name
+        assert below and above, f"{feature.name}: beyond both ends of the expected range"
+    assert min(r["mass"] for r in records) >= 0, "never beyond a hard limit"
+    assert any(schema_warned) and not all(schema_warned)
+    EXPECTED.validate_records(records)  # beyond the expected range is still valid
+
+
 def test_optional_features_get_none_sometimes_and_required_ones_never() -> None:
     records = [r for seed in SEEDS for r in generate_records(KINDS, 25, seed=seed)]
     for feature in KINDS.features:

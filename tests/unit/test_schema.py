@@ -126,8 +126,8 @@ def test_category_allow_unknown_accepts_other_texts_only() -> None:
     assert lenient.check("Anvers") is None
     assert lenient.check("Dream") is None
     assert lenient.check(3) is not None  # still a text
-    assert "(or another text)" in lenient.expectation()
-    assert "(or another text)" not in strict.expectation()
+    assert lenient.expectation() == "a text, usually one of 'Biscoe', 'Dream'"
+    assert strict.expectation() == "one of 'Biscoe', 'Dream'"
 
 
 # --- one FieldError per bad field ------------------------------------------------------------
@@ -394,3 +394,111 @@ def test_long_received_values_are_shortened_in_messages() -> None:
     assert len(error.message) < 200
     assert error.message.endswith("...")
     assert error.to_json()["received"] == "x" * 500
+
+
+# --- expected range (inferred) vs hard limits (declared) --------------------------------------
+
+EXPECTED = Feature(name="bill_length_mm", kind="number", expected_min=29, expected_max=63)
+
+
+@pytest.mark.parametrize("value", [29, 29.0, 45.5, 63])
+def test_values_in_the_expected_range_carry_no_warning(value: float) -> None:
+    assert EXPECTED.check(value) is None
+    assert EXPECTED.warning(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(71, "71"), (71.0, "71"), (-3.5, "-3.5"), (1e9, "1e+09")]
+)
+def test_values_outside_the_expected_range_are_valid_and_warned(value: float, shown: str) -> None:
+    assert EXPECTED.check(value) is None, "real data is not bad input"
+    assert EXPECTED.warning(value) == (
+        f"bill_length_mm {shown} is outside the range seen in the sample (29–63): "
+        "the model is extrapolating"
+    )
+
+
+def test_hard_limits_still_refuse_and_the_expected_range_still_warns() -> None:
+    both = EXPECTED.model_copy(update={"minimum": 0.0, "maximum": 100.0})
+    assert both.check(-1.0) == "a number between 0 and 100"
+    assert both.check(101) == "a number between 0 and 100"
+    assert both.check(80) is None and both.warning(80) is not None
+
+
+def test_a_one_sided_expected_range_is_shown_as_such() -> None:
+    low_only = Feature(name="x", kind="integer", expected_min=5)
+    assert low_only.expected_range() == ">= 5"
+    assert low_only.warning(4) == (
+        "x 4 is outside the range seen in the sample (>= 5): the model is extrapolating"
+    )
+    assert Feature(name="y", kind="number").expected_range() is None
+
+
+def test_an_inverted_expected_range_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"expected_min 5\.0 is above expected_max 1\.0"):
+        Feature(name="x", kind="number", expected_min=5, expected_max=1)
+
+
+def test_unknown_categories_are_warned_only_where_the_pipeline_encodes_them() -> None:
+    strict = Feature(name="island", kind="category", choices=["Biscoe", "Dream"])
+    lenient = strict.model_copy(update={"allow_unknown": True})
+    assert strict.check("Anvers") is not None
+    assert lenient.check("Anvers") is None
+    assert lenient.warning("Anvers") == (
+        "island 'Anvers' is not a category the model was trained on ('Biscoe', 'Dream'): "
+        "it is encoded as unknown"
+    )
+    assert lenient.warning("Dream") is None and lenient.warning(None) is None
+
+
+def test_record_warnings_come_in_feature_order_and_never_refuse() -> None:
+    schema = ModelSchema(
+        task="regression",
+        features=[
+            EXPECTED,
+            Feature(name="island", kind="category", choices=["Dream"], allow_unknown=True),
+            Feature(name="depth", kind="number", expected_min=10, expected_max=20, required=False),
+        ],
+    )
+    record = {"bill_length_mm": 70.0, "island": "Anvers", "depth": None}
+    assert schema.validate_records([record]) == [record]
+    warned = schema.record_warnings(record)
+    assert [w.split(" ", 1)[0] for w in warned] == ["bill_length_mm", "island"]
+    assert schema.record_warnings({"bill_length_mm": 40.0, "island": "Dream"}) == []
+
+
+def test_same_inputs_ignores_texts_and_expected_ranges_but_not_limits() -> None:
+    schema = make_schema()
+    described = schema.model_copy(deep=True)
+    described.features[0].description = "Length of the bill"
+    described.features[0].expected_min = 1.0
+    described.title, described.class_names = "Penguins", {"Adelie": "Adélie penguin"}
+    assert schema.same_inputs(described)
+    limited = schema.model_copy(deep=True)
+    limited.features[0].maximum = 60.0
+    assert not schema.same_inputs(limited)
+
+
+def test_class_names_must_name_classes_of_the_model() -> None:
+    schema = make_schema().model_copy(update={"class_names": {"Adelie": "Adélie penguin"}})
+    assert schema.class_name("Adelie") == "Adélie penguin"
+    assert schema.class_name("Gentoo") == "Gentoo"
+    with pytest.raises(ValidationError, match=r"classes the model does not have: \['Emperor'\]"):
+        ModelSchema.model_validate(
+            {**make_schema().model_dump(), "class_names": {"Emperor": "Emperor penguin"}}
+        )
+
+
+def test_a_format_1_schema_reads_its_inferred_bounds_as_the_expected_range() -> None:
+    from model.schema import upgrade_schema
+
+    old = make_schema().model_dump(mode="json")
+    for feature in old["features"]:
+        feature.pop("expected_min"), feature.pop("expected_max")
+    upgraded = ModelSchema.model_validate(upgrade_schema(old, format_version=1))
+    bill = upgraded.feature("bill_length_mm")
+    assert (bill.minimum, bill.maximum) == (None, None)
+    assert (bill.expected_min, bill.expected_max) == (25, 70)
+    assert bill.check(612.0) is None and bill.warning(612.0) is not None
+    current = make_schema().model_dump(mode="json")
+    assert upgrade_schema(current, format_version=2) == current
