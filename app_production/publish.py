@@ -3,8 +3,8 @@
 publish: verify the version in the kit's store → copy it to the BentoML store → write the
 service's channel → wait until the service answers with it (or says why it refused it) →
 record it in the state file and make it the current model (so `kit predict`, `kit demo` and the
-service agree on the model that answers). The service swaps models itself, without a restart; the UI keeps
-running and its next prediction names the new version.
+service agree on the model that answers). The service swaps models itself, without a
+restart; the UI keeps running and its next prediction names the new version.
 """
 
 from __future__ import annotations
