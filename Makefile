@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 CHROMIUM := /usr/bin/chromium
 PYTEST_ARGS ?=
 SPARK := pyspark==4.3.0
@@ -13,14 +14,23 @@ SPARK := pyspark==4.3.0
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
+# Two locks: requirements.lock is what the kit needs to run (make install / make demo);
+# requirements-dev.lock adds the test and lint tools (make test / make lint), at the same versions.
+# `uv pip install -r` (not sync): the runtime install never removes the dev tools.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-install: $(STAMP) ## Create .venv with the locked dependencies and the kit (`kit` command)
+$(DEV_STAMP): requirements-dev.lock $(STAMP)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.lock
+	@touch $@
+
+install: $(STAMP) ## Create .venv with the runtime dependencies and the kit (`kit` command)
+
+install-dev: $(DEV_STAMP) ## install + the test and lint tools (pytest, Playwright, ruff, mypy)
 
 demo: $(STAMP) ## Train the example model if needed, then open the Gradio demo
 	@$(BIN)/kit status >/dev/null 2>&1 || $(BIN)/kit train
@@ -32,7 +42,7 @@ browser: ## Install Debian's Chromium for the browser tests (apt-get, as root)
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
 	@$(CHROMIUM) --version
 
-lint: $(STAMP) ## ruff + mypy
+lint: $(DEV_STAMP) ## ruff + mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -40,7 +50,7 @@ lint: $(STAMP) ## ruff + mypy
 spark: $(STAMP) ## Install the optional Spark engine of kit batch (pyspark; Java 17 needed)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python "$(SPARK)"
 
-test: $(STAMP) browser spark lint ## Run every test (unit, integration, browser); sets itself up
+test: $(DEV_STAMP) browser spark lint ## Run every test (unit, integration, browser); sets itself up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) ## Full `kit bench` + the 1M-row `kit batch` benchmark into scripts/bench/results
@@ -49,10 +59,11 @@ bench: $(STAMP) ## Full `kit bench` + the 1M-row `kit batch` benchmark into scri
 	$(BIN)/python -m scripts.bench.readme
 	$(BIN)/python -m scripts.bench.batch_bench
 
-lock: ## Re-resolve requirements.lock from pyproject.toml
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
+lock: ## Re-resolve both locks from pyproject.toml (the runtime one at the dev one's versions)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header -c requirements-dev.lock -o requirements.lock
 
 clean: ## Remove the venv, caches and test output (not your models in .kit/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output
 
-.PHONY: help install demo browser spark lint test bench lock clean
+.PHONY: help install install-dev demo browser spark lint test bench lock clean

@@ -31,7 +31,16 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from model.batch_input import Chunk, Cleared, check_input, cleared, count_rows, read_chunks
+from model.batch_input import (
+    Chunk,
+    Cleared,
+    check_columns,
+    check_input,
+    cleared,
+    count_rows,
+    input_columns,
+    read_chunks,
+)
 from model.predictor import (
     LocalPredictor,
     ModelInfo,
@@ -287,8 +296,11 @@ def run_batch(
     """Score `path` into `database`; `progress(total, done)` returns a callback per chunk."""
     check_input(path)  # before the database is created
     info = predictor.info()
+    check_columns(info.model_schema, input_columns(path), key, path)  # that too
+    created = not database.exists()
     connection = connect(database)
     began = time.perf_counter()
+    committed = False
     try:
         job_id, done = open_job(connection, path, info.name, info.version)
         total = count_rows(path)
@@ -299,14 +311,20 @@ def run_batch(
                 continue  # committed by an earlier run
             skip = max(0, done - chunk.first_row)
             score_chunk(connection, job_id, chunk, skip, predictor, info)
+            committed = True
             if advance:
                 advance(len(chunk) - skip)
         connection.execute("UPDATE jobs SET finished_at=? WHERE job_id=?", (_now(), job_id))
         predicted, rejected, warned, rows_done = connection.execute(
             "SELECT predicted, rejected, warned, rows_done FROM jobs WHERE job_id=?", (job_id,)
         ).fetchone()
-    finally:
+    except BaseException:
         connection.close()
+        if created and not committed:  # failed before scoring anything: leave nothing behind
+            for leftover in (database, *(Path(f"{database}{end}") for end in ("-wal", "-shm"))):
+                leftover.unlink(missing_ok=True)
+        raise
+    connection.close()
     return BatchResult(
         job_id,
         int(rows_done),

@@ -205,6 +205,16 @@ def check_columns(schema: ModelSchema, columns: list[str], key: str | None, path
         )
 
 
+def input_columns(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet input, read from its header alone."""
+    check_input(path)
+    if path.suffix.lower() == ".csv":
+        return [str(c) for c in pd.read_csv(path, nrows=0, dtype=str).columns]
+    import pyarrow.parquet as pq
+
+    return [str(name) for name in pq.ParquetFile(path).schema_arrow.names]
+
+
 def read_chunks(
     path: Path, schema: ModelSchema, chunk_size: int, key: str | None = None
 ) -> Iterator[Chunk]:

@@ -30,7 +30,7 @@ def bench(
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Measure the current model served four ways, side by side, on this machine.
+    """Measure the current model served five ways, side by side, on this machine.
 
     In-process (LocalPredictor: the floor), the Gradio prototype (model in the UI process),
     the BentoML service that `kit promote` starts (called directly, and through

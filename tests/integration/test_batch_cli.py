@@ -42,6 +42,16 @@ def _input(home: Path, path: Path, rows: int = ROWS) -> pd.DataFrame:
     return frame
 
 
+def _rows_done(database: Path) -> int:
+    """Rows the job has committed so far: 0 until its database, its tables and its job row all
+    exist (the file appears before the tables do: wait for the condition, not the file)."""
+    try:
+        rows = _query(database, "SELECT rows_done FROM jobs") if database.exists() else []
+    except sqlite3.OperationalError:  # no such table (yet), or locked while it is created
+        return 0
+    return int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+
+
 def _query(database: Path, sql: str) -> list[tuple[object, ...]]:
     connection = sqlite3.connect(database)
     try:
@@ -98,9 +108,7 @@ def test_a_killed_job_resumes_without_losing_or_repeating_rows(
         done = 0
         while done < 6000 and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-            if killed_db.exists():
-                rows = _query(killed_db, "SELECT rows_done FROM jobs")
-                done = int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+            done = _rows_done(killed_db)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # mid-job, mid-chunk: no chance to clean up
         process.wait()

@@ -116,3 +116,25 @@ def test_readme_shows_the_committed_bench_run() -> None:
     assert update(README, report) == README, "run `python -m scripts.bench.readme`"
     assert (RESULTS / "bench.png").exists() and "scripts/bench/results/bench.png" in README
     assert "kit bench --quick" in README
+
+
+def test_the_readme_links_nothing_outside_the_repository() -> None:
+    # A user has only the repository: a link to ../shared/ (the team's notes) is a dead end.
+    assert "../" not in README
+    for target in re.findall(r"\]\(([^)#]+)\)", README):
+        if not target.startswith(("http://", "https://")):
+            assert (ROOT / target).exists(), target
+
+
+def test_the_readme_says_what_the_commands_really_do() -> None:
+    from scripts.bench.command import bench
+
+    stop_line = next(line for line in readme_block() if line.startswith("kit stop"))
+    stop_comment = next(line for line in README.splitlines() if line.startswith("kit stop "))
+    assert stop_line == "kit stop"
+    assert "falls back to the local model" not in stop_comment  # a running UI says unavailable
+    assert "unavailable" in stop_comment
+    assert "`kit status` shows the\nservice's pid" not in README  # the table has no pid
+    assert "five ways" in (bench.__doc__ or "") and "Five ways to serve" in README
+    assert "serves until you press Ctrl-C" in README
+    assert "kit demo --port" in README and 'make demo DEMO_ARGS="' in README

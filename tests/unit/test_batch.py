@@ -15,7 +15,7 @@ import pytest
 from model.artifact import ModelStore
 from model.batch import run_batch, score_rows
 from model.batch_input import Chunk, cell, count_rows, read_chunks
-from model.errors import UsageError
+from model.errors import ServiceUnavailable, UsageError
 from model.predictor import LocalPredictor, ModelInfo, Prediction
 from model.sampling import parity_records
 from model.schema import Feature, Record
@@ -381,3 +381,31 @@ def test_a_database_of_the_previous_version_gets_the_new_columns_and_keeps_its_r
         assert _rows(database, columns.format(table)) == _rows(
             tmp_path / "new.db", columns.format(table)
         ), "an upgraded database has the layout of a new one"
+
+
+def test_a_batch_that_fails_before_scoring_leaves_no_database(
+    tmp_path: Path, local: LocalPredictor
+) -> None:
+    database = tmp_path / "predictions.db"
+    _frame(local).drop(columns=["island"]).to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(UsageError, match="'island'"):
+        run_batch(tmp_path / "in.csv", database, local)
+    assert not database.exists(), "the columns are checked before the database is made"
+
+    class Down:  # the promoted service went away before the first chunk was scored
+        def info(self) -> ModelInfo:
+            return local.info()
+
+        def predict(self, records: Sequence[Record]) -> list[Prediction]:
+            raise ServiceUnavailable("model service at http://127.0.0.1:9 cannot be reached")
+
+    _frame(local).to_csv(tmp_path / "ok.csv", index=False)
+    with pytest.raises(ServiceUnavailable):
+        run_batch(tmp_path / "ok.csv", database, Down())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "ok.csv"]
+
+    run_batch(tmp_path / "ok.csv", database, local)  # a database that holds work is kept
+    _frame(local, copies=2).to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(ServiceUnavailable):
+        run_batch(tmp_path / "other.csv", database, Down())
+    assert database.exists()
