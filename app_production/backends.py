@@ -11,12 +11,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app_production.state import ServiceState, read_state
 from model import artifact
 from model.errors import ArtifactError, ServiceUnavailable
-from model.predictor import LocalPredictor, Predictor
-from model.settings import Backend, KitSettings
+
+if TYPE_CHECKING:  # model.predictor imports pandas: only a prediction needs it (not kit status)
+    from app_production.client import RemotePredictor
+    from model.predictor import Predictor
+    from model.settings import Backend, KitSettings
 
 Say = Callable[[str], None]
 
@@ -66,10 +70,10 @@ def served_mismatch(
     tag = f"{current.parent.name}:{current.name}"
     if state.model == tag:
         return None
-    return ServedMismatch(state.model, tag, _command_to_serve(store, state.model, current))
+    return ServedMismatch(state.model, tag, command_to_serve(store, state.model, current))
 
 
-def _command_to_serve(store: artifact.ModelStore, served: str, current: Path) -> str:
+def command_to_serve(store: artifact.ModelStore, served: str, current: Path) -> str:
     """`kit publish` swaps another version with the same inputs into the running service;
     another model, or other inputs, needs a new service: `kit promote`."""
     name, _, version = served.partition(":")
@@ -92,6 +96,8 @@ def open_predictor(backend: Backend, settings: KitSettings, say: Say | None = No
     if it answers with the current model. `auto`: remote when a service was promoted (and not
     stopped) and answers with the current model, else local; when it answers with another
     model, `say` (default: stderr) gets one line saying so."""
+    from model.predictor import LocalPredictor
+
     state = read_state(settings)
     if backend == "local" or (backend == "auto" and state is None):
         return LocalPredictor.from_home(settings.home)
@@ -118,7 +124,7 @@ def open_predictor(backend: Backend, settings: KitSettings, say: Say | None = No
     return _remote(state, settings)
 
 
-def _remote(state: ServiceState, settings: KitSettings) -> Predictor:
+def _remote(state: ServiceState, settings: KitSettings) -> RemotePredictor:
     from app_production.client import RemotePredictor
 
     def current_url() -> str | None:  # follows a service that `kit promote` replaced
@@ -131,7 +137,7 @@ def _remote(state: ServiceState, settings: KitSettings) -> Predictor:
 
 def service_report(settings: KitSettings) -> dict[str, object] | None:
     """For `kit status`: where the promoted service is, whether it is ready, what it serves."""
-    from app_production.state import is_ready, service_processes
+    from app_production.state import is_our_service, is_ready, service_processes
 
     state = read_state(settings)
     if state is None:
@@ -139,11 +145,17 @@ def service_report(settings: KitSettings) -> dict[str, object] | None:
     ready = is_ready(state.url)
     served: str | None = None
     problem = ""
+    supervised = is_our_service(state.pid)
+    orphans = [] if supervised else [p.pid for p in service_processes(state)]
     if ready:
+        remote = _remote(state, settings)
         try:
-            served = _remote(state, settings).info().title
+            manifest = remote.metadata()  # a dict: `kit status` needs no pandas
+            served = f"{manifest['name']}:{manifest['version']}"
         except Exception as exc:  # shown, not fatal: status must report even a sick service
             problem = str(exc)
+        finally:
+            remote.close()
     return {
         "url": state.url,
         "docs": f"{state.url}/docs",
@@ -156,4 +168,8 @@ def service_report(settings: KitSettings) -> dict[str, object] | None:
         "api_key_required": state.api_key_required,
         "log": state.log,
         "problem": problem,
+        # The supervisor restarts a crashed worker; without it a worker may still answer (an
+        # orphan holding the port) but nothing would bring it back: not healthy.
+        "supervisor_alive": supervised,
+        "orphans": orphans,
     }

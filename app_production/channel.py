@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from app_production.private_files import write_private
+
 Model = TypeVar("Model")
 
 
@@ -36,9 +38,7 @@ class Channel:
     def save(self, path: Path) -> None:
         self.published_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.id = uuid.uuid4().hex
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)
+        write_private(path, json.dumps(asdict(self), indent=2) + "\n")  # 0600, atomic
 
     @classmethod
     def load(cls, path: Path) -> Channel | None:

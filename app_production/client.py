@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from app_production.state import is_loopback_url
 from model.errors import FieldError, InvalidInput, KitError, ServiceUnavailable
-from model.predictor import ModelInfo, Prediction
 from model.schema import ModelSchema, Record
+
+if TYPE_CHECKING:  # model.predictor imports pandas; `kit status` only asks for /metadata
+    from model.predictor import ModelInfo, Prediction
 
 CONNECT_TIMEOUT_S = 3.05
 READ_TIMEOUT_S = 30.0
@@ -24,13 +27,19 @@ class Unauthorized(KitError):
     exit_code = 5
 
 
+def proxies_for(url: str) -> dict[str, str]:
+    """The environment's proxies for `url` (HTTP_PROXY, NO_PROXY, ...), none for loopback: the
+    kit's own service is on this machine, whatever the proxy settings say."""
+    return {} if is_loopback_url(url) else requests.utils.get_environ_proxies(url)
+
+
 def _session(url: str, api_key: str | None, retries: int) -> requests.Session:
     session = requests.Session()  # one Session: connections are kept alive between calls
     # Proxies and CA bundle from the environment, read once: requests re-reads the whole
     # environment on every call otherwise (a measurable share of a 1 ms budget per call).
     environment = session.merge_environment_settings(url, {}, None, None, None)
     session.trust_env = False
-    session.proxies.update(environment["proxies"])
+    session.proxies.update(proxies_for(url))
     session.verify = environment["verify"]
     retry = Retry(
         total=retries,
@@ -102,6 +111,7 @@ class RemotePredictor:
             moved = self._resolve_url() if self._resolve_url else None
             if moved and moved.rstrip("/") != self.url:
                 self.url = moved.rstrip("/")
+                self._session.proxies = proxies_for(self.url)
                 return self._post(route, payload)
             raise ServiceUnavailable(f"model service at {self.url} cannot be reached") from exc
         except requests.Timeout as exc:
@@ -127,6 +137,8 @@ class RemotePredictor:
 
     def info(self) -> ModelInfo:
         """The served model (fetched once); `backend` names the URL in use now."""
+        from model.predictor import ModelInfo
+
         if self._info is None:
             manifest = self.metadata()
             self._info = ModelInfo(
@@ -145,6 +157,8 @@ class RemotePredictor:
         return manifest
 
     def predict(self, records: Sequence[Record]) -> list[Prediction]:
+        from model.predictor import Prediction  # imported once; a dict lookup after that
+
         body = self._post("/predict", {"records": list(records)})
         return [Prediction.model_validate(p) for p in body["predictions"]]
 

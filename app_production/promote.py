@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from app_production.channel import Channel, channel_path
+from app_production.private_files import open_private_log
 from app_production.state import (
     ServiceState,
     is_ready,
@@ -107,14 +108,22 @@ def save_to_store(folder: Path, manifest: artifact.Manifest) -> str:
 
 
 def build_bento(model_tag: str, name: str) -> Any:
-    """`bentoml build` from Python: sources, pinned requirements, the model, a Dockerfile."""
+    """`bentoml build` from Python: sources, pinned requirements, the model, a Dockerfile.
+
+    The Bento's description (its README.md) is the model's, from the manifest in the store:
+    by default BentoML would copy the kit's own README from the build folder."""
     import bentoml
     from bentoml._internal.bento.build_config import BentoEnvSchema
 
+    from app_production.openapi import bento_readme
+
+    stored = json.loads(bentoml.models.get(model_tag).info.metadata["manifest"])
+    served = artifact.Manifest.from_dict(stored)
     os.environ["KIT_MODEL_TAG"] = model_tag  # the service module reads it when imported
     return bentoml.bentos.build(
         SERVICE,
         name=f"kit-{name}",
+        description=bento_readme(served.name, served.version, served.schema_),
         build_ctx=str(PACKAGE_ROOT),
         include=["model/*.py", "app_production/*.py"],
         envs=[BentoEnvSchema(name="KIT_MODEL_TAG", value=model_tag)],
@@ -134,7 +143,7 @@ def start_service(
     service_id = uuid.uuid4().hex
     channel = channel_path(settings.home, service_id)
     Channel(model=model_tag).save(channel)  # `kit publish` / `kit rollback` rewrite it
-    with log.open("w") as out:
+    with open_private_log(log) as out:  # 0600: only the owner reads what the service logs
         process = subprocess.Popen(
             serve_command(bento_tag, host, port),
             env={

@@ -6,8 +6,11 @@ BentoML model store into which `kit promote` copied the artifact and its manifes
 
 Routes: POST /predict {"records": [...]} -> {"predictions": [...]} (the contract's Prediction
 shape, with its warnings; /metrics counts them per field as `kit_prediction_warnings_total`);
-POST /metadata -> name, version, sha256, schema, metrics; /livez, /readyz, /metrics and
-the OpenAPI document at /docs.json stay open; with KIT_API_KEY set every other route needs it.
+POST /metadata -> name, version, sha256, schema, metrics; /livez, /readyz, /metrics, the
+OpenAPI document at /docs.json and its Swagger page at /docs (`/` redirects there) stay open;
+with KIT_API_KEY set every other route needs it. The docs are the model's: its title, version
+and description, its examples, the answers' real shapes, and a page that loads nothing from
+anywhere but the service (app_production/openapi.py).
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from app_production import timeouts
 from app_production.batching import GreedyBatcher
 from app_production.channel import Follower
 from app_production.guards import ApiKeyGuard, BodyLimit
+from app_production.openapi import DocsPage, finish_document, title
 from model.errors import InvalidInput
 from model.outputs import finite_output, non_finite_errors
-from model.record_model import record_model
+from model.record_model import predictions_model, record_model
 from model.schema import SCHEMA_FORMAT, ModelSchema, upgrade_schema
 
 if TYPE_CHECKING:
@@ -63,13 +67,9 @@ Records = Annotated[
 ]
 
 
-class PredictOutput(BaseModel):
-    """{"predictions": [...]}: one Prediction per record, in order (for the OpenAPI document)."""
-
-    predictions: list[dict[str, Any]] = Field(
-        description='classification: {"label", "probabilities", "model_version"}; '
-        'regression: {"value", "model_version"}'
-    )
+# {"predictions": [...]}: the contract's Prediction shape for this model (label and
+# probabilities, or value; model_version; warnings), for the OpenAPI document.
+PredictOutput = predictions_model(SCHEMA)
 
 
 class MetadataOutput(BaseModel):
@@ -81,8 +81,27 @@ class MetadataOutput(BaseModel):
     sha256: str
 
 
+class DocumentedService(bentoml.Service):  # type: ignore[misc]
+    """BentoML's service with the model's OpenAPI document (`app_production.openapi`): the one
+    hook that both /docs.json and the Bento's apis/openapi.yaml read."""
+
+    @property
+    def openapi_spec(self) -> Any:
+        from bentoml._internal.service.openapi.specification import OpenAPISpecification
+        from bentoml._internal.utils.cattr import bentoml_cattr
+
+        document = finish_document(
+            super().openapi_spec.asdict(),
+            name=MANIFEST["name"],
+            version=MANIFEST["version"],
+            schema=SCHEMA,
+        )
+        return bentoml_cattr.structure(document, OpenAPISpecification)
+
+
 @bentoml.service(
     name="kit_model",
+    service_class=DocumentedService,
     workers=1,
     traffic={"timeout": 30},
     logging={"access": {"enabled": False}},
@@ -167,6 +186,9 @@ class ModelService:
 
 
 # Added last = outermost: the key is checked before the body is read.
+ModelService.add_asgi_middleware(  # type: ignore[attr-defined]
+    DocsPage, title=title(MANIFEST["name"], MANIFEST["version"], SCHEMA)
+)
 ModelService.add_asgi_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)  # type: ignore[attr-defined]
-if api_key := os.environ.get("KIT_API_KEY"):
+if (api_key := os.environ.get("KIT_API_KEY", "")).strip():  # blank is no key (as in settings)
     ModelService.add_asgi_middleware(ApiKeyGuard, api_key=api_key)  # type: ignore[attr-defined]

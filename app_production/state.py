@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
+from http.client import HTTPResponse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
-from model.settings import KitSettings
+from app_production.private_files import write_private
+
+if TYPE_CHECKING:
+    from model.settings import KitSettings
+
+# The kit's own servers on this machine are never reached through a proxy (HTTP_PROXY without
+# NO_PROXY would send even 127.0.0.1 to it): an opener with no proxy handler at all.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass
@@ -32,10 +43,7 @@ class ServiceState:
     channel: str = ""  # the file `kit publish` writes and this service follows
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)  # readers (a running UI) see the old or the new state, never half
+        write_private(path, json.dumps(asdict(self), indent=2) + "\n")  # 0600, atomic
 
     @classmethod
     def load(cls, path: Path) -> ServiceState | None:
@@ -51,10 +59,28 @@ def read_state(settings: KitSettings) -> ServiceState | None:
     return ServiceState.load(settings.state_file)
 
 
-def is_ready(url: str, timeout: float = 2.0) -> bool:
-    """GET /readyz == 200 (loopback or the address the user chose)."""
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` names this machine's loopback: localhost, 127.0.0.0/8 or ::1."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
     try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=timeout) as response:  # noqa: S310
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def http_get(url: str, timeout: float) -> HTTPResponse:
+    """GET `url`: directly when it is loopback, else with the environment's proxy settings."""
+    opener = _DIRECT if is_loopback_url(url) else urllib.request.build_opener()
+    response: HTTPResponse = opener.open(url, timeout=timeout)
+    return response
+
+
+def is_ready(url: str, timeout: float = 2.0) -> bool:
+    """GET /readyz == 200 (loopback, never through a proxy, or the address the user chose)."""
+    try:
+        with http_get(f"{url}/readyz", timeout=timeout) as response:
             return bool(response.status == 200)
     except OSError:
         return False

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,19 +15,36 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio read
 import gradio as gr
 
 from app_prototype import presentation as ui
-from app_prototype.sharing import lan_urls, require_auth_if_exposed
+from app_prototype.sharing import lan_urls, only_this_machine, require_auth_if_exposed
 from model.errors import InvalidInput, ServiceUnavailable
-from model.predictor import Predictor
+from model.predictor import Prediction, Predictor
 from model.schema import Feature, ModelSchema
 
 THEME = gr.themes.Soft()
+# The result panel (Predict, what needs attention, the result) stays in view while a long form
+# scrolls beside it. Gradio's container clips with `overflow: hidden`, which makes it the
+# panel's scroll box (and sticky a no-op); `clip` clips the same without being one.
+CSS = """
+.gradio-container { overflow: clip !important; }
+#result-panel { position: sticky; top: 0.75rem; align-self: flex-start; }
+"""
+# In the browser, at once: a result no longer belongs to inputs that changed. (`{}` empties
+# a Label or a JSON; a `null` would make Gradio drop the whole update.)
+STALE_JS = f"() => [{{}}, {json.dumps(ui.STALE_NOTE)}, {{}}]"
+PRIVATE = "private"  # events of the page itself, not part of the API
 
 
-def _widget(feature: Feature) -> gr.components.Component:
+def elem_id(feature: Feature) -> str:
+    """The HTML id of a feature's widget ('in-bill_length_mm', 'in-mean_radius')."""
+    return "in-" + re.sub(r"[^A-Za-z0-9_-]", "_", feature.name)
+
+
+def _widget(feature: Feature, **layout: Any) -> gr.components.Component:
     common: dict[str, Any] = {
         "label": feature.name,
         "info": ui.help_text(feature),
-        "elem_id": f"in-{feature.name}",
+        "elem_id": elem_id(feature),
+        **layout,
     }
     if feature.kind in ("number", "integer"):
         # No minimum/maximum here: Gradio's own bound check does not name the field; the
@@ -43,9 +62,35 @@ def _widget(feature: Feature) -> gr.components.Component:
     return gr.Textbox(value=feature.default or "", **common)
 
 
+def _widgets(schema: ModelSchema) -> list[gr.components.Component]:
+    """One widget per feature, in schema order: a column for a few, a grid of rows for many."""
+    columns = ui.grid_columns(schema)
+    if columns == 1:
+        return [_widget(f) for f in schema.features]
+    widgets: list[gr.components.Component] = []
+    for start in range(0, len(schema.features), columns):
+        row = schema.features[start : start + columns]
+        with gr.Row(equal_height=True):
+            widgets.extend(_widget(f, scale=1, min_width=160) for f in row)
+            for _ in range(columns - len(row)):  # keeps the last row's cells in the grid
+                gr.Column(scale=1, min_width=160)
+    return widgets
+
+
 def _field_messages(schema: ModelSchema, values: tuple[Any, ...]) -> dict[str, str]:
     record = ui.record_from_widgets(schema, values)
     return {e.field: e.message for e in schema.validate_record(record)}
+
+
+def _forget(name: str) -> Callable[[Any, list[str]], tuple[str, list[str]]]:
+    """A field was edited: its error goes (Gradio clears it when an event takes the field as an
+    input), and so does its name next to the button."""
+
+    def edited(_value: Any, fields: list[str] | None) -> tuple[str, list[str]]:
+        left = [field for field in fields or [] if field != name]
+        return ui.attention_text(left), left
+
+    return edited
 
 
 def _signature(schema: ModelSchema) -> inspect.Signature:
@@ -56,8 +101,11 @@ def _signature(schema: ModelSchema) -> inspect.Signature:
     return inspect.Signature([inspect.Parameter(name, kind) for name in names])
 
 
-def build_demo(predictor: Predictor) -> gr.Blocks:
-    """A Blocks app: one widget per feature, examples, the prediction, the model always shown."""
+def build_demo(predictor: Predictor, *, show_service_url: bool = False) -> gr.Blocks:
+    """A Blocks app: one widget per feature (a grid for many), examples that predict when
+    clicked, a record pasted as JSON, and beside them Predict, what needs attention and the
+    result, which always belongs to the inputs shown. `show_service_url`: the viewer is the
+    owner (`only_this_machine`), who may see where the model service is."""
     info = predictor.info()
     schema = info.model_schema
 
@@ -76,53 +124,127 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
         except ServiceUnavailable as exc:
             print(f"model service unavailable: {exc}", flush=True)  # a line, not a traceback
             raise gr.Error(
-                f"Model service unavailable: {exc}",
+                ui.unavailable_message(exc, show_service_url),
                 title="Service unavailable",
                 print_exception=False,
             ) from exc
-        summary = ui.prediction_summary(prediction, schema)
-        shown: Any = (
-            ui.shown_probabilities(prediction, schema)
-            if schema.task == "classification"
-            else prediction.value
-        )
-        text = f"**Prediction:** {summary} · answered by version `{prediction.model_version}`"
-        if warned := ui.warnings_markdown(prediction):
-            text += "\n\n" + warned.replace("\n", "\n\n")
-        return shown, text, prediction.to_json()
+        return _shown(prediction, schema, info.metrics)
+
+    def check(*values: Any) -> tuple[Any, ...]:
+        """Before predicting: the fields that need attention, named by the button; with any, the
+        result goes (it belonged to other inputs)."""
+        messages = _field_messages(schema, values)
+        fields = [f.name for f in schema.features if f.name in messages]
+        if fields:
+            return ui.attention_text(fields), fields, None, "", None
+        return "", [], gr.skip(), gr.skip(), gr.skip()
+
+    def predict_example(*values: Any) -> tuple[Any, ...]:
+        return (*predict(*values), "", [])
+
+    def fill_from_json(text: str) -> tuple[Any, ...]:
+        try:
+            values = ui.values_from_json(schema, text or "")
+        except ValueError as exc:
+            raise gr.Error(str(exc), title="Invalid record", print_exception=False) from exc
+        return (*values, "", [])
 
     # Name the API's parameters after the features: client.predict(island="Dream", ...)
     predict.__signature__ = validate.__signature__ = _signature(schema)  # type: ignore[attr-defined]
 
     page_title = f"{schema.title} ({info.title})" if schema.title else info.title
     with gr.Blocks(title=f"{page_title} demo", analytics_enabled=False) as demo:
-        header = gr.Markdown(ui.header_markdown(info), elem_id="model-header")
-        with gr.Row():
-            with gr.Column():
-                inputs = [_widget(f) for f in schema.features]
+        header = gr.Markdown(ui.header_markdown(info, show_service_url), elem_id="model-header")
+        needing = gr.State([])  # the fields named next to the button
+        attention = gr.Markdown(elem_id="attention", render=False)
+        if schema.task == "classification":
+            output: gr.components.Component = gr.Label(
+                label="class probabilities",
+                num_top_classes=len(schema.classes or []),
+                elem_id="out-label",
+                render=False,
+            )
+        else:  # a value to read, not a number box to edit
+            output = gr.Label(label="prediction", elem_id="out-value", render=False)
+        summary = gr.Markdown(elem_id="out-summary", render=False)
+        raw = gr.JSON(label="prediction", render=False)
+        results = [output, summary, raw]
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                inputs = _widgets(schema)
+                if schema.examples:
+                    gr.Examples(
+                        examples=ui.example_rows(schema),
+                        inputs=inputs,
+                        outputs=[*results, attention, needing],
+                        fn=predict_example,
+                        run_on_click=True,  # an example clicked is an example predicted
+                        cache_examples=False,
+                        example_labels=ui.example_names(schema),
+                        label="Examples (click one to predict it)",
+                    )
+                with gr.Accordion("Paste a record as JSON", open=False):
+                    pasted = gr.Textbox(
+                        label="record as JSON",
+                        lines=4,
+                        placeholder=json.dumps(schema.defaults()),
+                        elem_id="record-json",
+                    )
+                    fill = gr.Button("Fill the form and predict")
+            with gr.Column(scale=2, elem_id="result-panel"):
                 button = gr.Button("Predict", variant="primary")
-            with gr.Column():
-                if schema.task == "classification":
-                    output: gr.components.Component = gr.Label(
-                        label="class probabilities",
-                        num_top_classes=len(schema.classes or []),
-                        elem_id="out-label",
-                    )
-                else:
-                    output = gr.Number(
-                        label=f"predicted {schema.target or 'value'}", elem_id="out-value"
-                    )
-                summary = gr.Markdown(elem_id="out-summary")
+                attention.render()
+                output.render()
+                summary.render()
                 with gr.Accordion("Raw prediction (the API's JSON)", open=False):
-                    raw = gr.JSON(label="prediction")
+                    raw.render()
         # On each page load: the backend's current URL (a promoted service may have moved).
-        demo.load(lambda: ui.header_markdown(predictor.info()), None, header, api_name=False)
-        if schema.examples:
-            gr.Examples(examples=ui.example_rows(schema), inputs=inputs, label="Examples")
-        button.click(
-            predict, inputs, [output, summary, raw], api_name="predict", validator=validate
+        demo.load(
+            lambda: ui.header_markdown(predictor.info(), show_service_url),
+            None,
+            header,
+            api_name=False,
         )
+        button.click(
+            check,
+            inputs,
+            [attention, needing, *results],
+            queue=False,
+            show_progress="hidden",
+            api_visibility=PRIVATE,
+        ).then(predict, inputs, results, api_name="predict", validator=validate)
+        fill.click(
+            fill_from_json,
+            pasted,
+            [*inputs, attention, needing],
+            queue=False,
+            api_visibility=PRIVATE,
+        ).success(predict, inputs, results, api_visibility=PRIVATE)
+        for feature, widget in zip(schema.features, inputs, strict=True):
+            widget.change(None, None, results, js=STALE_JS, api_visibility=PRIVATE)
+            widget.input(
+                _forget(feature.name),
+                [widget, needing],
+                [attention, needing],
+                queue=False,
+                show_progress="hidden",
+                api_visibility=PRIVATE,
+            )
     return demo
+
+
+def _shown(
+    prediction: Prediction, schema: ModelSchema, metrics: dict[str, float]
+) -> tuple[Any, str, dict[str, Any]]:
+    """The Label's value, the summary line (with the warnings) and the raw JSON."""
+    summary = ui.prediction_summary(prediction, schema, metrics)
+    shown: Any = (
+        ui.shown_probabilities(prediction, schema) if schema.task == "classification" else summary
+    )
+    text = f"**Prediction:** {summary} · answered by version `{prediction.model_version}`"
+    if warned := ui.warnings_markdown(prediction):
+        text += "\n\n" + warned.replace("\n", "\n\n")
+    return shown, text, prediction.to_json()
 
 
 @dataclass
@@ -146,21 +268,31 @@ def launch(
 ) -> Launched:
     """Start the demo without blocking. With `share`, fall back to the LAN when no link comes."""
     require_auth_if_exposed(host, share, auth)
-    demo = build_demo(predictor)
+    demo = build_demo(predictor, show_service_url=only_this_machine(host, share))
     options: dict[str, Any] = {
         "auth": auth,
         "prevent_thread_lock": True,
         "quiet": True,
         "theme": THEME,
+        "css": CSS,
     }
     if share:
-        _, local_url, share_url = demo.launch(
-            server_name=host,
-            server_port=port,
-            share=True,
-            share_server_address=share_server,
-            **options,
-        )
+        import contextlib
+        import io
+
+        # Gradio prints its own lines when no link comes (the tunnel's log, "Could not create
+        # share link", download steps for frpc, "Closing server"): the kit says it in one.
+        gradio_says = io.StringIO()
+        with contextlib.redirect_stdout(gradio_says), contextlib.redirect_stderr(gradio_says):
+            _, local_url, share_url = demo.launch(
+                server_name=host,
+                server_port=port,
+                share=True,
+                share_server_address=share_server,
+                **options,
+            )
+            if not share_url:
+                demo.close()
         if share_url:
             say(f"share link: {share_url} (protected by --auth)")
             return Launched(demo, local_url, share_url, [])
@@ -168,7 +300,6 @@ def launch(
             "share link unavailable (no internet, or the share server refused us): "
             f"serving on the local network instead ({lan_host})"
         )
-        demo.close()
         host = lan_host
     _, local_url, _ = demo.launch(server_name=host, server_port=port, **options)
     lan = (

@@ -6,14 +6,24 @@ texts around the model, and how a prediction reads are written once, in this mod
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import math
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from model import metrics
+from model.errors import InvalidInput, ServiceUnavailable
 from model.predictor import ModelInfo, Prediction
 from model.schema import Feature, ModelSchema, Record
 
 MISSING_CHOICE = "(missing)"  # offered for optional categories: the pipeline imputes it
+STALE_NOTE = "Inputs changed since the last prediction: press **Predict** for theirs."
+EXAMPLE_NAME_LENGTH = 64  # an example's name, before "…"
+NARROW = 4  # up to this many features: one column
+WIDE = 8  # more than this: a wide model (three columns; Streamlit scrolls them in a box)
+MAX_DECIMALS = 6
+SIGNIFICANT = 4  # digits of a predicted value when the model's error is not known
 
 
 def help_text(feature: Feature) -> str:
@@ -36,6 +46,68 @@ def widget_default(feature: Feature) -> Any:
     return feature.default
 
 
+def grid_columns(schema: ModelSchema) -> int:
+    """How many widgets side by side, so that the form fits a screen next to its result: one
+    for a few features, two for up to WIDE, three for more."""
+    count = len(schema.features)
+    return 1 if count <= NARROW else 2 if count <= WIDE else 3
+
+
+def is_wide(schema: ModelSchema) -> bool:
+    return len(schema.features) > WIDE
+
+
+def decimals(feature: Feature, schema: ModelSchema) -> int:
+    """Decimals to show a number with: as many as the data has (its default, the examples),
+    at least one for a non-integer feature, at most six."""
+    if feature.kind == "integer":
+        return 0
+    seen = [feature.default, *(example.get(feature.name) for example in schema.examples)]
+    places = [_places(v) for v in seen if isinstance(v, int | float) and not isinstance(v, bool)]
+    return min(max([1, *places]), MAX_DECIMALS)
+
+
+def _places(value: float) -> int:
+    if not math.isfinite(value):
+        return 0
+    exponent = Decimal(repr(float(value))).normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def widget_values(schema: ModelSchema, record: Record) -> list[Any]:
+    """A record as widget values, in schema order (a missing category: the '(missing)' choice)."""
+    values = []
+    for feature in schema.features:
+        value = record.get(feature.name)
+        if value is None and feature.kind == "category":
+            value = MISSING_CHOICE
+        elif value is None and feature.kind == "text":
+            value = ""
+        values.append(value)
+    return values
+
+
+def values_from_json(schema: ModelSchema, text: str) -> list[Any]:
+    """A record pasted as JSON -> widget values; checked like the API checks it (absent optional
+    fields are missing). Raises ValueError (InvalidInput: one error per bad field)."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    if not isinstance(record, dict):
+        raise ValueError(
+            'a record must be a JSON object keyed by feature name, e.g. {"'
+            + schema.features[0].name
+            + '": ...}'
+        )
+    errors = schema.validate_record(record)
+    if errors:
+        raise InvalidInput(errors)
+    return widget_values(schema, schema.complete(record))
+
+
 def record_from_widgets(schema: ModelSchema, values: Sequence[Any]) -> Record:
     """Widget values (in schema order) -> a record for `Predictor.predict`.
 
@@ -56,23 +128,84 @@ def record_from_widgets(schema: ModelSchema, values: Sequence[Any]) -> Record:
 
 def example_rows(schema: ModelSchema) -> list[list[Any]]:
     """The schema's examples as widget values (for gr.Examples and the Streamlit picker)."""
-    rows = []
-    for example in schema.examples:
-        row = []
-        for feature in schema.features:
-            value = example.get(feature.name)
-            if value is None and feature.kind == "category":
-                value = MISSING_CHOICE
-            row.append(value)
-        rows.append(row)
-    return rows
+    return [widget_values(schema, example) for example in schema.examples]
 
 
-def backend_text(info: ModelInfo) -> str:
-    return "local: model in this process" if info.backend == "local" else info.backend
+def example_names(schema: ModelSchema) -> list[str]:
+    """Each example named by its content ('Torgersen · male · bill_length_mm 39.1 · …'):
+    categories first, then numbers, leaving out what all examples share, cut at about
+    EXAMPLE_NAME_LENGTH; twins get '(2)'."""
+    examples = schema.examples
+    shared = {
+        f.name
+        for f in schema.features
+        if len(examples) > 1 and len({repr(e.get(f.name)) for e in examples}) == 1
+    }
+    names: list[str] = []
+    for example in examples:
+        name = _example_name(schema, example, skip=shared)
+        twins = names.count(name) + sum(n.startswith(f"{name} (") for n in names)
+        names.append(f"{name} ({twins + 1})" if twins else name)
+    return names
 
 
-def header_markdown(info: ModelInfo) -> str:
+def _example_name(schema: ModelSchema, example: Record, skip: set[str]) -> str:
+    words, numbers = [], []
+    for feature in schema.features:
+        value = example.get(feature.name)
+        if value is None or value == "" or feature.name in skip:
+            continue
+        if feature.kind == "boolean":
+            words.append(feature.name if value else f"not {feature.name}")
+        elif feature.kind in ("number", "integer"):
+            unit = feature.unit or ""
+            shown = f" {unit}" if unit and not feature.name.endswith(f"_{unit}") else ""
+            numbers.append(f"{feature.name} {float(value):g}{shown}")
+        else:
+            words.append(str(value))
+    name = ""
+    for part in [*words, *numbers]:
+        longer = f"{name} · {part}" if name else part
+        if len(longer) > EXAMPLE_NAME_LENGTH:
+            return f"{name} …" if name else longer[:EXAMPLE_NAME_LENGTH] + "…"
+        name = longer
+    return name or "(all missing)"
+
+
+def attention_text(fields: Sequence[str]) -> str:
+    """Next to the Predict button: which fields need attention ('' when none)."""
+    if not fields:
+        return ""
+    need = "1 field needs" if len(fields) == 1 else f"{len(fields)} fields need"
+    return f"⚠️ {need} attention: {', '.join(fields)}"
+
+
+def backend_text(info: ModelInfo, show_url: bool = False) -> str:
+    """Where the model runs. A remote model is 'model service (name:version)'; its URL means
+    something only to the owner, on the machine that runs `kit demo` (`show_url`)."""
+    if info.backend == "local":
+        return "local: model in this process"
+    service = f"model service ({info.title})"
+    url = info.backend.removeprefix("remote: ")
+    return f"{service} at {url}" if show_url else service
+
+
+def unavailable_message(error: ServiceUnavailable, show_url: bool = False) -> str:
+    """'Model service unavailable', and what can be done: the owner gets the reason (with the
+    service's URL) and the commands; a tester, whom to tell."""
+    if show_url:
+        return (
+            f"Model service unavailable: {error}. `kit status` shows what is wrong; "
+            "`kit promote` starts the service again."
+        )
+    return (
+        "Model service unavailable: the model behind this demo is not answering. Try again in a "
+        "moment; if it keeps failing, tell the demo's owner (on their machine, `kit status` "
+        "shows what is wrong and `kit promote` starts the service again)."
+    )
+
+
+def header_markdown(info: ModelInfo, show_url: bool = False) -> str:
     """The always-visible header: title, model name:version, backend, headline metrics (with
     the data they were measured on: an import sample may include training rows)."""
     schema = info.model_schema
@@ -84,7 +217,8 @@ def header_markdown(info: ModelInfo) -> str:
     if schema.description:
         lines.append(schema.description)
     lines.append(
-        f"Backend: **{backend_text(info)}**" + (f" · metrics: {measured}" if measured else "")
+        f"Backend: **{backend_text(info, show_url)}**"
+        + (f" · metrics: {measured}" if measured else "")
     )
     return "\n\n".join(lines)
 
@@ -100,14 +234,41 @@ def shown_probabilities(prediction: Prediction, schema: ModelSchema) -> dict[str
     return {class_label(schema, k): v for k, v in (prediction.probabilities or {}).items()}
 
 
-def prediction_summary(prediction: Prediction, schema: ModelSchema) -> str:
-    """One line: 'Adelie (98.6%)' or '4,215.3 g'."""
+def prediction_summary(
+    prediction: Prediction, schema: ModelSchema, metrics: Mapping[str, float] | None = None
+) -> str:
+    """One line: 'Adelie (98.6%)' or '3,810 (body_mass_g)' (a value rounded to what the model
+    can tell: its mean absolute error, from `metrics`, when it was measured)."""
     if prediction.label is not None:
         confidence = (prediction.probabilities or {}).get(prediction.label)
         shown = f" ({confidence:.1%})" if confidence is not None else ""
         return f"{class_label(schema, prediction.label)}{shown}"
+    if prediction.value is None:
+        return "no value"
+    # The schema's target has no unit (yet): its name stands in for one.
     target = f" ({schema.target})" if schema.target else ""
-    return f"{prediction.value:,.6g}{target}" if prediction.value is not None else "no value"
+    return format_value(prediction.value, mae=_mae(metrics or {})) + target
+
+
+def _mae(measured: Mapping[str, float]) -> float | None:
+    found = {m.short: m.value for m in metrics.shown_metrics(dict(measured))}
+    return found.get("mae")
+
+
+def format_value(value: float, mae: float | None = None) -> str:
+    """A predicted value for people: one digit finer than the model's typical error (`mae`)
+    when known (3809.52 with an error of 280: '3,810'), else four significant digits, never
+    rounding away integer digits; thousands separated."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    if mae is not None and math.isfinite(mae) and mae > 0:
+        exponent = math.floor(math.log10(mae)) - 1
+    elif abs(value) < 1e-3:
+        return f"{value:.{SIGNIFICANT}g}"
+    else:
+        exponent = min(math.floor(math.log10(abs(value))) + 1 - SIGNIFICANT, 0)
+    places = max(0, -exponent)
+    return f"{round(value, -exponent):,.{places}f}"
 
 
 def warnings_markdown(prediction: Prediction) -> str:

@@ -23,6 +23,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def only_this_machine(host: str, share: bool) -> bool:
+    """Whether only this machine can open the demo (bound to loopback, no share link): then
+    whoever reads the page is its owner, who ran `kit demo`, and may see the service's URL."""
+    return not share and is_loopback(host)
+
+
 def require_auth_if_exposed(host: str, share: bool, auth: tuple[str, str] | None) -> None:
     """Refuse to serve beyond localhost (a LAN address, 0.0.0.0, a share link) without auth."""
     if auth is None and (share or not is_loopback(host)):

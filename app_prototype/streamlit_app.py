@@ -1,32 +1,28 @@
-"""The Streamlit demo, generated from the schema (run by `kit demo --ui streamlit`).
+"""The Streamlit demo, generated from the schema of whatever Predictor it is given.
 
-Settings come from the environment (`KIT_HOME`, `KIT_BACKEND`, `KIT_AUTH`); a test can inject a
-Predictor with `AppTest.session_state["predictor"] = ...` before the first run.
+Streamlit runs a script: `scripts/streamlit_page.py` (what `kit demo --ui streamlit` runs)
+builds the Predictor and calls `page` with it; this module knows only the Predictor protocol.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from app_production.backends import open_predictor
 from app_prototype import presentation as ui
 from model.errors import InvalidInput, KitError, ServiceUnavailable
-from model.predictor import Predictor
+from model.predictor import ModelInfo, Prediction, Predictor
 from model.schema import Feature, ModelSchema
-from model.settings import get_settings, parse_auth
 
 EXAMPLE_NONE = "(defaults)"
-
-
-@st.cache_resource(show_spinner="Loading the model…")  # type: ignore[untyped-decorator]
-def load_predictor(backend: str, home: str) -> Predictor:
-    """Once per process (and per backend/home), never at import time."""
-    settings = get_settings().model_copy(update={"backend": backend})
-    return open_predictor(settings.backend, settings)
+PREDICT_NOW = "predict_now"  # set by a picked example or a pasted record: predict this run
+JSON_ERROR = "json_error"
+SCROLL_HEIGHT = 480  # px: a wide model's features scroll; Predict and the result stay in view
 
 
 def password_gate(user: str, password: str) -> None:
@@ -48,41 +44,77 @@ def password_gate(user: str, password: str) -> None:
     st.stop()
 
 
-def _widget(feature: Feature) -> Any:
-    """One widget; its value lives in session state (set by `_fill_widgets`)."""
-    key, help_text = f"in_{feature.name}", ui.help_text(feature)
+def _widget(feature: Feature, schema: ModelSchema) -> Any:
+    """One widget, its description inline below it (as Gradio shows it); its value lives in
+    session state (set by `_fill_widgets`)."""
+    key = f"in_{feature.name}"
     if feature.kind in ("number", "integer"):
+        places = ui.decimals(feature, schema)  # as many as the data has, not always two
         # No min/max on the widget: Streamlit silently resets out-of-range values; the schema's
         # validation below names the field instead.
-        return st.number_input(  # value=None: a cleared field is sent as missing, not 0.0
+        value = st.number_input(  # value=None: a cleared field is sent as missing, not 0.0
             feature.name,
             value=None,
-            step=1 if feature.kind == "integer" else None,
+            step=1 if feature.kind == "integer" else 10.0**-places,
+            format="%d" if feature.kind == "integer" else f"%.{places}f",
             key=key,
-            help=help_text,
             placeholder=None if feature.required else "empty = missing",
         )
-    if feature.kind == "category":
-        return st.selectbox(
+    elif feature.kind == "category":
+        value = st.selectbox(
             feature.name,
             ui.choices_of(feature),
             key=key,
-            help=help_text,
             accept_new_options=feature.allow_unknown,  # the pipeline encodes unseen categories
         )
-    if feature.kind == "boolean":
-        return st.checkbox(feature.name, key=key, help=help_text)
-    return st.text_input(feature.name, key=key, help=help_text)
+    elif feature.kind == "boolean":
+        value = st.checkbox(feature.name, key=key)
+    else:
+        value = st.text_input(feature.name, key=key)
+    st.caption(ui.help_text(feature))
+    return value
+
+
+def _widgets(schema: ModelSchema) -> list[Any]:
+    """The widgets' values in schema order: a column for a few features, a grid for many."""
+    columns = ui.grid_columns(schema)
+    if columns == 1:
+        return [_widget(feature, schema) for feature in schema.features]
+    values = []
+    for start in range(0, len(schema.features), columns):
+        row = schema.features[start : start + columns]
+        for cell, feature in zip(st.columns(columns), row, strict=False):
+            with cell:
+                values.append(_widget(feature, schema))
+    return values
+
+
+def _start_from(schema: ModelSchema) -> None:
+    """A pick in "Start from": its values in the form, and its prediction beside it."""
+    _fill_widgets(schema)
+    st.session_state[PREDICT_NOW] = True
+
+
+def _fill_from_json(schema: ModelSchema) -> None:
+    """The pasted record in the form and predicted, or what is wrong with it."""
+    try:
+        values = ui.values_from_json(schema, st.session_state.get("record_json") or "")
+    except ValueError as exc:
+        st.session_state[JSON_ERROR] = f"Invalid record: {exc}"
+        return
+    _set_widgets(schema, values)
+    st.session_state[PREDICT_NOW] = True
 
 
 def _fill_widgets(schema: ModelSchema, only_missing: bool = False) -> None:
     """Put the chosen example (or the defaults) into the widgets' state before they are drawn."""
     chosen = st.session_state.get("example", EXAMPLE_NONE)
-    rows = ui.example_rows(schema)
-    labels = [f"Example {i + 1}" for i in range(len(rows))]
-    values = (
-        rows[labels.index(chosen)] if chosen in labels else [f.default for f in schema.features]
-    )
+    rows, names = ui.example_rows(schema), ui.example_names(schema)
+    values = rows[names.index(chosen)] if chosen in names else [f.default for f in schema.features]
+    _set_widgets(schema, values, only_missing)
+
+
+def _set_widgets(schema: ModelSchema, values: list[Any], only_missing: bool = False) -> None:
     for feature, value in zip(schema.features, values, strict=True):
         if only_missing and f"in_{feature.name}" in st.session_state:
             continue
@@ -93,7 +125,31 @@ def _fill_widgets(schema: ModelSchema, only_missing: bool = False) -> None:
         st.session_state[f"in_{feature.name}"] = value
 
 
-def show_prediction(predictor: Predictor, schema: ModelSchema, values: list[Any]) -> None:
+def probability_chart(prediction: Prediction, schema: ModelSchema) -> None:
+    """Class probabilities as bars, most likely first, on a fixed 0-100 % axis."""
+    chart = pd.DataFrame(
+        ui.probabilities_sorted(prediction, schema), columns=["class", "probability"]
+    )
+    spec = {
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "y": {"field": "class", "type": "nominal", "sort": None, "title": None},
+            "x": {
+                "field": "probability",
+                "type": "quantitative",
+                "scale": {"domain": [0, 1]},
+                "axis": {"format": ".0%"},
+                "title": "probability",
+            },
+        },
+    }
+    st.vega_lite_chart(chart, spec, width="stretch")
+
+
+def show_prediction(
+    predictor: Predictor, info: ModelInfo, values: list[Any], show_service_url: bool = False
+) -> None:
+    schema = info.model_schema
     try:
         prediction = predictor.predict([ui.record_from_widgets(schema, values)])[0]
     except InvalidInput as exc:
@@ -101,48 +157,69 @@ def show_prediction(predictor: Predictor, schema: ModelSchema, values: list[Any]
             st.error(f"Invalid input: {error.message}")
         return
     except ServiceUnavailable as exc:
-        st.error(f"Model service unavailable: {exc}")
+        st.error(ui.unavailable_message(exc, show_service_url))
         return
-    st.success(f"Prediction: {ui.prediction_summary(prediction, schema)}")
+    st.success(f"Prediction: {ui.prediction_summary(prediction, schema, info.metrics)}")
     for message in prediction.warnings or []:
         st.warning(message)
     if prediction.probabilities:
-        chart = pd.DataFrame(
-            ui.probabilities_sorted(prediction, schema), columns=["class", "probability"]
-        )
-        st.bar_chart(chart, x="class", y="probability", horizontal=True, sort=False)
+        probability_chart(prediction, schema)
     st.caption(f"answered by model version {prediction.model_version}")
     with st.expander("Raw prediction (the API's JSON)"):
         st.json(prediction.to_json())
 
 
-def main() -> None:
-    settings = get_settings()
+def page(
+    load_predictor: Callable[[], Predictor],
+    *,
+    auth: tuple[str, str] | None = None,
+    show_service_url: bool = False,
+) -> None:
+    """The whole page: the sign-in (with `auth`), then the model, loaded only then, and its
+    form. `show_service_url`: the reader is the owner (the page is served on loopback only)."""
     st.set_page_config(page_title="Model demo", layout="wide")
-    if settings.auth is not None:
-        password_gate(*parse_auth(settings.auth.get_secret_value()))
+    if auth is not None:
+        password_gate(*auth)
     try:
-        predictor = st.session_state.get("predictor") or load_predictor(
-            settings.backend, str(settings.home)
-        )
+        predictor = load_predictor()
         info = predictor.info()
     except KitError as exc:
         st.error(str(exc))
         st.stop()
+    render(predictor, info, show_service_url=show_service_url)
+
+
+def render(predictor: Predictor, info: ModelInfo, *, show_service_url: bool = False) -> None:
+    """The demo of the model behind `predictor`: header, form, result."""
     schema = info.model_schema
-    st.markdown(ui.header_markdown(info))
-    examples = [EXAMPLE_NONE] + [f"Example {i + 1}" for i in range(len(schema.examples))]
-    st.selectbox("Start from", examples, key="example", on_change=_fill_widgets, args=(schema,))
+    st.markdown(ui.header_markdown(info, show_service_url))
+    names = ui.example_names(schema)
+    st.selectbox(
+        "Start from", [EXAMPLE_NONE, *names], key="example", on_change=_start_from, args=(schema,)
+    )
     _fill_widgets(schema, only_missing=True)
-    left, right = st.columns(2)
-    with left, st.form("features"):
-        values = [_widget(feature) for feature in schema.features]
-        submitted = st.form_submit_button("Predict", type="primary")
+    wide = ui.is_wide(schema)
+    left, right = st.columns([3, 2] if ui.grid_columns(schema) > 1 else [1, 1])
+    with left:
+        with st.form("features"):
+            if wide:  # Predict by the result, above the features that scroll in their box
+                submitted = st.form_submit_button("Predict", type="primary")
+                with st.container(height=SCROLL_HEIGHT):
+                    values = _widgets(schema)
+            else:
+                values = _widgets(schema)
+                submitted = st.form_submit_button("Predict", type="primary")
+        with st.expander("Paste a record as JSON"):
+            st.text_area("record as JSON", key="record_json", placeholder=_json_hint(schema))
+            st.button("Fill the form and predict", on_click=_fill_from_json, args=(schema,))
+            if problem := st.session_state.pop(JSON_ERROR, None):
+                st.error(problem)
     with right:
-        if submitted:
-            show_prediction(predictor, schema, values)
+        if submitted or st.session_state.pop(PREDICT_NOW, False):
+            show_prediction(predictor, info, values, show_service_url)
         else:
             st.info("Set the features and press Predict.")
 
 
-main()
+def _json_hint(schema: ModelSchema) -> str:
+    return json.dumps(schema.examples[0] if schema.examples else schema.defaults())

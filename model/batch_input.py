@@ -196,13 +196,23 @@ def _frames(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
 
 
 def check_columns(schema: ModelSchema, columns: list[str], key: str | None, path: Path) -> None:
+    """Every required feature, and the --key column, must be a column of the input; the error
+    names what is missing and lists what there is (the file's columns, the model's features)."""
     missing = [f.name for f in schema.features if f.required and f.name not in columns]
-    if missing or (key is not None and key not in columns):
-        wanted = missing + ([key] if key is not None and key not in columns else [])
-        raise UsageError(
-            f"{path} has no column {', '.join(map(repr, wanted))}; its columns are {columns}. "
-            "Rename the columns to the model's features (`kit status` lists them)"
+    bad_key = key is not None and key not in columns
+    if not missing and not bad_key:
+        return
+    listed = f"(its columns: {', '.join(map(str, columns))})"
+    problems = []
+    if missing:
+        features = ", ".join(f.name for f in schema.features)
+        problems.append(
+            f"{path} has no column {', '.join(map(repr, missing))} {listed}. "
+            f"Rename the columns to the model's features: {features}"
         )
+    if bad_key:
+        problems.append(f"--key {key!r} is not a column of {path}{'' if missing else ' ' + listed}")
+    raise UsageError("; ".join(problems))
 
 
 def input_columns(path: Path) -> list[str]:

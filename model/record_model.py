@@ -1,4 +1,5 @@
-"""A pydantic model of one record, generated from a `ModelSchema` (for OpenAPI documents)."""
+"""Pydantic models generated from a `ModelSchema`, for OpenAPI documents: one record, the
+answer of a prediction (the contract's Prediction shape) and the refusal of invalid records."""
 
 from __future__ import annotations
 
@@ -82,3 +83,85 @@ def record_model(schema: ModelSchema, name: str = "Record") -> type[BaseModel]:
         json_schema_extra={"examples": examples} if examples else None,
     )
     return create_model(name, __config__=config, **fields)  # type: ignore[call-overload, no-any-return]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def prediction_model(schema: ModelSchema, name: str = "Prediction") -> type[BaseModel]:
+    """The contract's Prediction for this schema (`model.predictor.Prediction.to_json`).
+
+    classification: label (one of the classes), probabilities (one per class), model_version;
+    regression: value, model_version; either with `warnings` only when the record was unusual.
+    """
+    fields: dict[str, Any] = {}
+    if schema.task == "classification":
+        classes = tuple(schema.classes or [])
+        probability = Annotated[float, Field(ge=0, le=1)]
+        probabilities = create_model(  # type: ignore[call-overload]
+            f"{name}Probabilities",
+            __config__=ConfigDict(extra="forbid"),
+            **{  # by alias: a label need not be an identifier ("0", "_x", "mean radius")
+                f"class_{i}": (probability, Field(alias=label, title=label))
+                for i, label in enumerate(classes)
+            },
+        )
+        probabilities.__doc__ = "The probability of each class (they sum to 1)."
+        fields["label"] = (Literal[classes], Field(description="The most probable class"))
+        fields["probabilities"] = (probabilities, ...)
+    else:
+        target = f" of {schema.target}" if schema.target else ""
+        fields["value"] = (float, Field(description=f"The predicted value{target}"))
+    fields["model_version"] = (
+        str,
+        Field(description="The model version that answered (`kit publish` may change it)"),
+    )
+    fields["warnings"] = (
+        list[str],
+        Field(
+            default=None,
+            json_schema_extra=_no_default,  # absent when there are none, never null
+            description="Only when the record was unusual for the model: a value outside the "
+            "range seen in the sample, a category it never saw. The prediction is made.",
+        ),
+    )
+    model: type[BaseModel] = create_model(
+        name,
+        __config__=ConfigDict(extra="forbid", protected_namespaces=()),
+        __doc__="One answer of the model, in the order of the records.",
+        **fields,
+    )
+    return model
+
+
+def predictions_model(schema: ModelSchema, name: str = "Predictions") -> type[BaseModel]:
+    """The 200 body of POST /predict: `{"predictions": [Prediction, ...]}`."""
+    item = prediction_model(schema)
+    model: type[BaseModel] = create_model(
+        name,
+        __doc__="One prediction per record, in the order of the records.",
+        predictions=(list[item], ...),  # type: ignore[valid-type]
+    )
+    return model
+
+
+class FieldErrorBody(BaseModel):  # as `model.errors.FieldError.to_json` writes it
+    """One bad field of one record."""
+
+    record: int = Field(description="Index of the record in `records`")
+    field: str = Field(description="The feature, or `(record)` when the record is no object")
+    expected: str = Field(description="What a valid value is")
+    received: Any = Field(
+        description="The value sent (null when it is missing)",
+        json_schema_extra={"nullable": True},  # any JSON value, null included (OpenAPI 3.0)
+    )
+    missing: bool = Field(description="Whether a required feature was absent")
+    message: str = Field(description="The error, for people")
+
+
+class InvalidRecords(BaseModel):
+    """422: the records do not match the schema; nothing was predicted."""
+
+    error: str = Field(description="Every error, in one line")
+    errors: list[FieldErrorBody] = Field(description="One entry per bad field")

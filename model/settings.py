@@ -39,6 +39,15 @@ class KitSettings(BaseSettings):
         description="Address the demo binds when it is shared on the local network.",
     )
 
+    @field_validator("api_key")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """`KIT_API_KEY=` (set but empty, or blank) is no key at all: never a key that every
+        caller 'knows'. Serving beyond loopback then stays refused, as without the variable."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return value
+
     @field_validator("auth")
     @classmethod
     def _auth_has_user_and_password(cls, value: SecretStr | None) -> SecretStr | None:

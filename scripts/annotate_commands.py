@@ -15,7 +15,7 @@ def annotate(
     model: Annotated[
         str,
         typer.Argument(
-            metavar="NAME[:VERSION]", help="A saved model, by default its latest version."
+            metavar="NAME[:VERSION]", help="A saved model, by default the latest version of it."
         ),
     ],
     annotations_file: Annotated[
@@ -28,7 +28,7 @@ def annotate(
     ],
     home: HomeOption = None,
 ) -> None:
-    """Describe a model without re-importing it: a new version with the annotations applied.
+    """Annotate a model without re-importing it: a new version of it.
 
     The model file is copied byte for byte (same sha256) and the metrics are kept; the new
     version becomes current. Versions are never changed in place.

@@ -19,8 +19,9 @@ def batch(
         Path | None,
         typer.Option(
             "--out",
-            help="SQLite database to write (created if needed) [default: predictions.db]; "
-            "with --engine spark, a Parquet folder [default: predictions.parquet].",
+            help="The SQLite database to write, created if needed; with --engine spark, a "
+            "Parquet folder, predictions.parquet by default.",
+            show_default="predictions.db",
         ),
     ] = None,
     engine: Annotated[
@@ -40,7 +41,7 @@ def batch(
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Score every row of INPUT_FILE with the current model into a SQLite database.
+    """Score every row of INPUT_FILE with the current model, into SQLite.
 
     Rows are read in chunks (memory stays flat), validated against the model's schema and
     predicted in batches. Invalid rows are not dropped: they go to the `rejects` table with

@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from model.settings import disable_telemetry, parse_auth
 from scripts.common import (
     BackendOption,
     HomeOption,
@@ -19,13 +18,14 @@ from scripts.common import (
     console,
     kit_errors,
     out,
+    readable_help,
 )
 from scripts.common import settings_with as _settings
 
 
 @app.command()
 def train(home: HomeOption = None) -> None:
-    """Train the example penguins classifier and save it as a new model version."""
+    """Train the example penguins classifier into a new model version."""
     from model.artifact import ModelStore
     from model.train import train_example
 
@@ -48,10 +48,10 @@ def import_(
         typer.Argument(help="A fitted scikit-learn estimator or Pipeline saved with joblib.dump."),
     ],
     sample: Annotated[
-        Path, typer.Option("--sample", help="CSV with real rows of the model's input columns.")
+        Path, typer.Option("--sample", help="A CSV of real rows of the model's inputs.")
     ],
     target: Annotated[
-        str | None, typer.Option("--target", help="Column of the sample to leave out (the label).")
+        str | None, typer.Option("--target", help="The sample's label column, left out.")
     ] = None,
     name: Annotated[
         str | None, typer.Option("--name", help="Model name (default: the file's stem).")
@@ -126,6 +126,9 @@ def predict(
     except json.JSONDecodeError as exc:
         console.print(f"[bold red]error:[/] --json is not valid JSON ({exc})")
         raise typer.Exit(2) from exc
+    except RecursionError as exc:  # [[[[…]]]] thousands deep: no record is nested like that
+        console.print("[bold red]error:[/] --json is nested too deeply to be records")
+        raise typer.Exit(2) from exc
     records = payload if isinstance(payload, list) else [payload]
     with kit_errors():
         settings = _settings(home=home)
@@ -193,6 +196,19 @@ def status(
     if not sha_ok:
         console.print(f"[bold red]error:[/] {problem}")
         raise typer.Exit(3)
+    if service is not None and not service["supervisor_alive"]:
+        console.print(f"[bold red]error:[/] {supervisor_gone(service)}")
+        raise typer.Exit(4)
+
+
+def supervisor_gone(service: dict[str, object]) -> str:
+    pid, orphans = service["pid"], service["orphans"]
+    if orphans:
+        return (
+            f"the service's supervisor (pid {pid}) is gone; its worker {orphans} still answers "
+            "but nothing would restart it: run `kit stop`, then `kit promote`"
+        )
+    return f"the service (pid {pid}) is gone: run `kit promote` again, or `kit stop` to forget it"
 
 
 def _service_table(service: dict[str, object] | None, mismatch: str | None) -> Table:
@@ -207,6 +223,9 @@ def _service_table(service: dict[str, object] | None, mismatch: str | None) -> T
     else:
         table.add_row("backend", f"local: the service at {service['url']} serves another model")
     health = "[green]ready[/]" if service["ready"] else "[red]not answering[/]"
+    if not service["supervisor_alive"]:
+        orphaned = " (an orphaned worker answers)" if service["ready"] else ""
+        health = f"[red]supervisor gone[/]{orphaned}"
     table.add_row("health", health + ("" if service["running"] else " (process gone)"))
     table.add_row("model in store", str(service["model_in_store"]))
     table.add_row("model in service", str(service["model_in_service"] or "-"))
@@ -238,7 +257,8 @@ def demo(
         ),
     ] = False,
     share_server: Annotated[
-        str | None, typer.Option("--share-server", help="Gradio: your own tunnel server HOST:PORT.")
+        str | None,
+        typer.Option("--share-server", help="Gradio: HOST:PORT of your own tunnel server."),
     ] = None,
     auth: Annotated[
         str | None,
@@ -252,8 +272,11 @@ def demo(
 ) -> None:
     """Run the demo UI generated from the model's schema, until Ctrl-C.
 
-    Examples: kit demo · kit demo --ui streamlit · kit demo --share --auth tester:s3cret
+    Examples: kit demo · kit demo --ui streamlit
+
+    For testers: kit demo --share --auth tester:s3cret
     """
+    from model.settings import parse_auth
     from scripts.demo import run_demo
 
     if ui not in ("gradio", "streamlit"):
@@ -286,10 +309,11 @@ from scripts import (  # noqa: E402, F401
 )
 from scripts.bench import command  # noqa: E402, F401
 
+readable_help(app)
+
 
 def main() -> None:  # pragma: no cover - the console script
-    disable_telemetry()
-    app()
+    app()  # its callback turns the frameworks' usage statistics off before any command
 
 
 if __name__ == "__main__":  # pragma: no cover

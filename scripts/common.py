@@ -1,19 +1,31 @@
-"""What every `kit` command shares: the Typer app, consoles, settings, errors, options."""
+"""What every `kit` command shares: the Typer app, consoles, settings, errors, options.
+
+Importing this (and so `kit --help`) stays cheap: settings (pydantic-settings) and the
+frameworks are imported by the commands that use them, when they run.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from model.errors import InvalidInput, KitError
-from model.settings import Backend, KitSettings, get_settings
+from model.errors import InvalidInput, KitError, UsageError
+
+if TYPE_CHECKING:
+    from model.settings import KitSettings
+
+# model.settings.Backend, spelled out here so that parsing options needs no pydantic-settings
+# (tests/unit/test_imports.py checks that both say the same).
+Backend = Literal["auto", "local", "remote"]
 
 EXIT_CODES = (
     "Exit codes: 0 ok · 1 unexpected error · 2 invalid input or usage (including serving beyond "
@@ -22,7 +34,16 @@ EXIT_CODES = (
     "service refused a published model version."
 )
 
+
+def _before_every_command() -> None:
+    """Runs before any command, not for `kit --help`: the frameworks' usage statistics off."""
+    from model.settings import disable_telemetry
+
+    disable_telemetry()
+
+
 app = typer.Typer(
+    callback=_before_every_command,
     help="Prototype-to-production kit for scikit-learn models.\n\n"
     "Start with `kit train` (example model) or `kit import`, then `kit demo`.\n\n" + EXIT_CODES,
     no_args_is_help=True,
@@ -53,21 +74,22 @@ def kit_errors() -> Iterator[None]:
 
 def settings_with(**overrides: Any) -> KitSettings:
     """Settings from the environment, with the options given on the command line on top."""
+    from model.settings import get_settings
+
     settings = get_settings()
     return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
 HomeOption = Annotated[
     Path | None,
-    typer.Option("--home", help="Kit folder (models, state). Default: ./.kit or $KIT_HOME."),
+    typer.Option("--home", help="Kit folder, or $KIT_HOME.", show_default="./.kit"),
 ]
 BackendOption = Annotated[
     Backend,
     typer.Option(
         "--backend",
         "-b",
-        help="local: model in-process; remote: the promoted "
-        "service; auto: remote if one was promoted, else local.",
+        help="local: in-process; remote: the promoted service; auto: remote if there is one.",
     ),
 ]
 
@@ -76,3 +98,34 @@ def use_kit_bentoml_store(settings: KitSettings) -> None:
     """Point BentoML at the kit's own store; must run before bentoml is imported."""
     os.environ["BENTOML_HOME"] = str(settings.bentoml_home)
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now (0.0.0.0 and :: included)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_in_use(port: int) -> KitError:
+    """The one-line error of a --port that something else listens on (exit code 2)."""
+    return UsageError(f"port {port} is in use: choose another, or omit --port to take a free one")
+
+
+def one_line_paragraphs(text: str) -> str:
+    """A docstring as Typer's rich help needs it: each paragraph on one line. Typer keeps every
+    line break, so docstrings wrapped in the source came out ragged in a narrower terminal."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def readable_help(kit: typer.Typer) -> None:
+    """Unwrap the help of every command registered on `kit` (see `one_line_paragraphs`)."""
+    for command in kit.registered_commands:
+        text = command.help or inspect.getdoc(command.callback) or ""
+        command.help = one_line_paragraphs(text)

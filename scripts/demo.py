@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 from app_prototype.sharing import lan_urls, require_auth_if_exposed
 from model.errors import KitError
 from model.settings import KitSettings
+from scripts.common import port_in_use, port_is_free
 
-STREAMLIT_APP = Path(__file__).resolve().parent.parent / "app_prototype" / "streamlit_app.py"
+# The page script: it composes the Predictor and hands it to app_prototype/streamlit_app.py.
+STREAMLIT_APP = Path(__file__).resolve().parent / "streamlit_page.py"
 STREAMLIT_PORT = 8501
 STARTUP_TIMEOUT_S = 60.0
+# What ends the kit besides Ctrl-C (KeyboardInterrupt): `kill`, a closed terminal, SIGQUIT.
+TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 def free_port(start: int, host: str = "127.0.0.1") -> int:
@@ -41,6 +46,9 @@ def run_demo(
     say: Callable[[str], None],
 ) -> int:
     require_auth_if_exposed(host, share, auth)
+    bound = settings.lan_host if share and ui == "streamlit" else host
+    if port is not None and not port_is_free(bound, port):
+        raise port_in_use(port)  # one line, exit 2: not the framework's traceback
     if ui == "streamlit":
         if share_server:
             raise KitError("--share-server is a Gradio option; Streamlit shares on the LAN")
@@ -65,6 +73,7 @@ def _run_gradio(
     from app_production.backends import open_predictor
     from app_prototype.gradio_app import launch
 
+    bypass_proxy_for(host, settings.lan_host if share else host)
     predictor = open_predictor(settings.backend, settings)
     info = predictor.info()
     say(f"model {info.title} · backend {info.backend} · starting Gradio…")
@@ -131,6 +140,7 @@ def _run_streamlit(
         "viewer",
     ]
     say(f"model {info.title} · backend {info.backend} · starting Streamlit…")
+    end_child_on_signals()  # SIGTERM, SIGHUP: through the `finally` below, child included
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     try:
         local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
@@ -151,13 +161,43 @@ def _run_streamlit(
                 child.kill()
 
 
+def bypass_proxy_for(*hosts: str) -> None:
+    """Add loopback and the demo's own addresses to NO_PROXY, for Gradio: its launch() checks
+    the app it started over HTTP (httpx), which an HTTP_PROXY without NO_PROXY would send to
+    the proxy, failing the start."""
+    existing = [
+        h.strip() for n in ("NO_PROXY", "no_proxy") for h in os.environ.get(n, "").split(",")
+    ]
+    wildcards = {"0.0.0.0", "::"}  # noqa: S104 - bind-all addresses, not hosts to call
+    wanted = [*existing, "localhost", "127.0.0.1", "::1", *(h for h in hosts if h not in wildcards)]
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = ",".join(
+        dict.fromkeys(h for h in wanted if h)
+    )
+
+
+def end_child_on_signals() -> None:
+    """Make SIGTERM, SIGHUP (a closed terminal) and SIGQUIT end the kit through `finally`
+    blocks, as Ctrl-C does, so that a child process is stopped rather than left serving with
+    parent 1. The exit code stays the conventional 128 + signal number."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for caught in TERMINATING_SIGNALS:
+            signal.signal(caught, signal.SIG_IGN)  # the clean-up runs once, uninterrupted
+        raise SystemExit(128 + signum)
+
+    for signum in TERMINATING_SIGNALS:
+        signal.signal(signum, stop)
+
+
 def _wait_healthy(url: str, child: subprocess.Popen[bytes]) -> None:
+    from app_production.state import http_get
+
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if child.poll() is not None:
             raise KitError(f"Streamlit exited with code {child.returncode} before it was ready")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            with http_get(url, timeout=2) as response:  # loopback: never through a proxy
                 if response.status == 200:
                     return
         except OSError:

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 VersionOption = Annotated[
     str | None,
-    typer.Option("--version", help="A version of the current model, e.g. v2 [default: current]."),
+    typer.Option(
+        "--version", help="A version of the current model, e.g. v2.", show_default="current"
+    ),
 ]
 
 
@@ -195,7 +197,7 @@ def note_if_served_differs(settings: KitSettings) -> None:
 
 @app.command()
 def publish(version: VersionOption = None, home: HomeOption = None) -> None:
-    """Make the running service answer with a version, without restarting it or the UI.
+    """Make the running service answer with a version, with no restart.
 
     The version is verified (sha256), copied to the BentoML store and published to the
     service, which loads it, warms it up and swaps it in between two batches; this command
@@ -207,7 +209,7 @@ def publish(version: VersionOption = None, home: HomeOption = None) -> None:
 
 @app.command()
 def rollback(home: HomeOption = None) -> None:
-    """Make the running service answer with the version it served before the current one."""
+    """Make the running service go back to the version it served before."""
     _publish(None, rollback=True, home=home)
 
 

@@ -6,24 +6,27 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app_prototype.sharing import ExposureRefused, is_loopback
 from model.errors import KitError, UsageError
 from scripts.common import (
     HomeOption,
     app,
     console,
     kit_errors,
+    port_in_use,
     settings_with,
     use_kit_bentoml_store,
 )
 
+if TYPE_CHECKING:
+    from model.settings import KitSettings
+
 SERVICE_PORT = 3000
 HostOption = Annotated[
-    str, typer.Option("--host", help="Address to listen on. Beyond loopback needs KIT_API_KEY.")
+    str, typer.Option("--host", help="Listen address; beyond loopback needs KIT_API_KEY.")
 ]
 
 
@@ -50,6 +53,8 @@ class StepPrinter:
 
 
 def _refuse_exposure(host: str, has_key: bool) -> None:
+    from app_prototype.sharing import ExposureRefused, is_loopback
+
     if not is_loopback(host) and not has_key:
         raise ExposureRefused(
             f"refusing to serve the model API on {host} without an API key: set KIT_API_KEY "
@@ -65,11 +70,11 @@ def promote(
     host: HostOption = "127.0.0.1",
     version: Annotated[
         str | None,
-        typer.Option("--version", help="Serve this version of the model [default: current]."),
+        typer.Option("--version", help="Serve this version of the model.", show_default="current"),
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Serve the current model as a BentoML API that the same UI then calls.
+    """Serve the current model as a BentoML API that the same UI calls.
 
     Steps: verify the artifact (sha256) → save it to the BentoML model store → build a Bento
     (with its Dockerfile) → start the service in the background → wait for /readyz → check
@@ -88,10 +93,10 @@ def promote(
 
         if port is None:
             port = free_port(SERVICE_PORT, host)
-        elif free_port(port, host) != port:
-            raise UsageError(
-                f"port {port} is in use: choose another, or omit --port to take a free one"
-            )
+        elif free_port(port, host) != port:  # something answers there (connect, not bind)
+            if _already_served_on(settings, host, port, version):
+                return
+            raise port_in_use(port)
         started = time.perf_counter()
         state = run_promote(settings, StepPrinter(), host=host, port=port, version=version)
     url = state.url
@@ -100,6 +105,49 @@ def promote(
         "next: [bold]kit demo[/] (the same UI, now calling the service) · `kit status` · `kit stop`"
     )
     console.print(f"promoted {state.model} in {time.perf_counter() - started:.1f} s")
+
+
+def _already_served_on(settings: KitSettings, host: str, port: int, version: str | None) -> bool:
+    """`kit promote --port P` where P is the promoted service's own port: True (said so) when
+    it already serves the version asked for; a UsageError naming it when it serves another;
+    False when something else holds P."""
+    from app_production.backends import command_to_serve
+    from app_production.promote import version_folder
+    from app_production.state import is_ready, read_state
+    from model import artifact
+
+    state = read_state(settings)
+    if state is None or (state.host, state.port) != (host, port):
+        return False
+    folder = version_folder(settings, version)
+    wanted = f"{folder.parent.name}:{folder.name}"
+    same_key = state.api_key_required == (settings.api_key is not None)
+    if state.model == wanted:
+        if same_key and is_ready(state.url):
+            artifact.verify(folder)  # as promote's first step: a tampered artifact exits 3
+            store = artifact.ModelStore(settings.home)
+            if store.current() != folder:  # `--version V`: V answers in-process too
+                store.set_current(folder.parent.name, folder.name)
+            console.print(f"{wanted} is already served at {state.url} (pid {state.pid})")
+            return True
+        why = "is not answering" if same_key else "has another API key setting (KIT_API_KEY)"
+        raise UsageError(
+            f"port {port} is held by the promoted service ({wanted}), which {why}: `kit stop` "
+            f"it, then promote again; or omit --port to start a new one on a free port"
+        )
+    held = f"port {port} is held by the promoted service, which answers with {state.model}"
+    if same_key and command_to_serve(artifact.ModelStore(settings.home), state.model, folder) == (
+        "kit publish"
+    ):
+        option = "" if version is None else f" --version {version}"
+        raise UsageError(
+            f"{held}: `kit publish{option}` makes it answer with {wanted} (same inputs, no "
+            "restart); or omit --port: a new service starts on a free port and replaces it"
+        )
+    raise UsageError(
+        f"{held}: omit --port (a new service starts on a free port and replaces it once "
+        "ready), or `kit stop` it first"
+    )
 
 
 @app.command()

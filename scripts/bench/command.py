@@ -17,20 +17,20 @@ def bench(
         bool,
         typer.Option(
             "--quick",
-            help="About a minute: concurrency 1 and 32, 1 s per point, one cold start each, "
-            "no leak check (CI's smoke test). Without it: 1, 8, 32, 64, 3 s per point, four "
-            "rounds, three cold starts, a 60 s leak check (about six minutes).",
+            help="About a minute (CI's smoke test): concurrency 1 and 32, 1 s per point, one "
+            "cold start each, no leak check. Without it, about six minutes: 1, 8, 32, 64, 3 s "
+            "per point, four rounds, three cold starts, a 60 s leak check.",
         ),
     ] = False,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Folder for bench.json, bench.md, bench.png [default: <home>/bench]."
+            "--out", help="Folder for bench.json, bench.md, bench.png.", show_default="<home>/bench"
         ),
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Measure the current model served five ways, side by side, on this machine.
+    """Measure the current model served five ways, side by side, here.
 
     In-process (LocalPredictor: the floor), the Gradio prototype (model in the UI process),
     the BentoML service that `kit promote` starts (called directly, and through

@@ -23,6 +23,7 @@ from playwright.sync_api import (
 )
 
 from tests.helpers import ServerProcess, free_port, start_kit, wait_http
+from tests.wide_model import make_cancer_home
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -98,15 +99,22 @@ def page(browser: Browser) -> Iterator[Page]:
     assert not attempted, "the page tried to reach beyond loopback:\n" + "\n".join(attempted)
 
 
+@pytest.fixture(scope="session")
+def cancer_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kit home with a wide model: 30 numeric features (breast cancer), imported."""
+    return make_cancer_home(tmp_path_factory.mktemp("cancer"))
+
+
 @pytest.fixture
 def start_demo(kit_home: Path, output_dir: Path) -> Iterator[Callable[..., DemoServer]]:
-    """`start_demo("gradio", *more_args)` -> (server, url); every server is stopped at teardown.
+    """`start_demo("gradio", *more_args, home=None)` -> (server, url), for `home` (default: a
+    copy of the trained penguins home); every server is stopped at teardown.
 
     The server's output goes to test-output/<test>/server.log.
     """
     servers: list[ServerProcess] = []
 
-    def start(ui: str, *args: str) -> DemoServer:
+    def start(ui: str, *args: str, home: Path | None = None) -> DemoServer:
         server = start_kit(
             "demo",
             "--ui",
@@ -114,7 +122,7 @@ def start_demo(kit_home: Path, output_dir: Path) -> Iterator[Callable[..., DemoS
             "--port",
             str(free_port()),
             *args,
-            home=kit_home,
+            home=home or kit_home,
             log=output_dir / "server.log",
         )
         servers.append(server)

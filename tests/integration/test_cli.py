@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -19,6 +20,10 @@ from tests.helpers import (
     run_kit,
     start_kit,
 )
+
+# What Gradio prints about a failed share link: its own sentence, the tunnel client's log,
+# frpc download steps and its "Closing server" (then the kit's fallback relaunch).
+SHARING_TEXT = re.compile(r"share|tunnel|frpc|login to server|closing server", re.IGNORECASE)
 
 
 def _lines(text: str) -> list[dict[str, object]]:
@@ -186,7 +191,12 @@ def test_gradio_share_failure_falls_back_to_the_lan(
     try:
         server.wait_for(r"On your network: http://127\.0\.0\.2:\d+/")
         log = server.output()
-        assert "share link unavailable" in log
+        about_sharing = [line for line in log.splitlines() if SHARING_TEXT.search(line)]
+        assert about_sharing == [  # the kit's one line; none of Gradio's own (see launch())
+            "share link unavailable (no internet, or the share server refused us): "
+            "serving on the local network instead (127.0.0.2)"
+        ]
+        assert "\n\n" not in log  # nor the blank lines Gradio prints around them
         lan_url = f"http://127.0.0.2:{port}/"
         assert http_get(lan_url + "config")[0] == 401  # credentials still required
         from gradio_client import Client
@@ -220,3 +230,11 @@ def test_streamlit_share_serves_on_the_lan(kit_home: Path, output_dir: Path) -> 
         assert password not in server.output()
     finally:
         server.stop()
+
+
+def test_deeply_nested_json_is_a_usage_error_not_a_traceback(kit_home: Path) -> None:
+    deep = "[" * 30_000 + "]" * 30_000  # RecursionError inside json.loads
+    result = run_kit("predict", "--json", deep, home=kit_home)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == "error: --json is nested too deeply to be records"

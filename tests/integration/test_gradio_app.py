@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gradio_client import Client
 
-from app_prototype.gradio_app import Launched, launch
-from model.predictor import LocalPredictor
+from app_prototype import presentation as ui
+from app_prototype.gradio_app import Launched, build_demo, launch
+from model.errors import ServiceUnavailable
+from model.predictor import LocalPredictor, ModelInfo, Prediction
+from model.schema import Record
 from tests.helpers import GENTOO, declare_limits, free_port, http_get
+
+SERVICE = "http://127.0.0.1:3411"
 
 
 def _client(url: str, **kwargs: object) -> Client:
@@ -111,8 +118,9 @@ def test_auth_protects_page_data_and_api(predictor: LocalPredictor) -> None:
         launched.demo.close()
 
 
-def test_a_regression_model_shows_a_value(regression_home: Path) -> None:
-    """An imported regressor: the same generated UI answers with a number, not classes."""
+def test_a_regression_model_shows_a_value_read_only_and_rounded(regression_home: Path) -> None:
+    """An imported regressor: the same generated UI answers with a number, not classes; the
+    number is a result to read (not an input box), rounded to what the model can tell."""
     predictor = LocalPredictor.from_home(regression_home)
     launched = launch(predictor, port=free_port(), say=lambda _: None)
     try:
@@ -127,8 +135,68 @@ def test_a_regression_model_shows_a_value(regression_home: Path) -> None:
         value, summary, raw = _client(launched.local_url).predict(**record, api_name="/predict")
         expected = predictor.predict([record])[0]
         assert raw == expected.to_json() and set(raw) == {"value", "model_version"}
-        assert value == pytest.approx(expected.value)
-        assert "body_mass_g" in summary
-        assert "body-mass:v1" in http_get(launched.local_url + "config")[1]
+        assert expected.value is not None
+        assert 100 <= predictor.info().metrics["sample_mae"] < 1000  # tens of grams, then
+        rounded = f"{round(expected.value, -1):,.0f} (body_mass_g)"
+        assert value["label"] == rounded
+        assert f"Prediction:** {rounded}" in summary
+        config = json.loads(http_get(launched.local_url + "config")[1])
+        assert "body-mass:v1" in json.dumps(config)
+        [shown] = [c for c in config["components"] if c["props"].get("elem_id") == "out-value"]
+        assert shown["type"] == "label"  # read-only text, not a number box
     finally:
         launched.demo.close()
+
+
+class ServiceDown:
+    """A remote Predictor whose service stopped answering."""
+
+    def __init__(self, real: LocalPredictor) -> None:
+        self.real = real
+
+    def info(self) -> ModelInfo:
+        return self.real.info().model_copy(update={"backend": f"remote: {SERVICE}"})
+
+    def predict(self, records: Sequence[Record]) -> list[Prediction]:
+        raise ServiceUnavailable(f"model service at {SERVICE} cannot be reached")
+
+
+def test_the_owner_sees_the_services_url_and_what_to_run_when_it_is_down(
+    predictor: LocalPredictor,
+) -> None:
+    """Served on loopback, not shared: whoever sees the page runs `kit demo` on this machine."""
+    launched = launch(ServiceDown(predictor), port=free_port(), say=lambda _: None)
+    try:
+        config = http_get(launched.local_url + "config")[1]
+        assert f"model service (penguins:v1) at {SERVICE}" in config
+        with pytest.raises(Exception, match="Model service unavailable") as caught:
+            _client(launched.local_url).predict(**GENTOO, api_name="/predict")
+        message = str(caught.value)
+        assert f"model service at {SERVICE} cannot be reached" in message
+        assert "`kit status`" in message and "`kit promote`" in message
+    finally:
+        launched.demo.close()
+
+
+def test_testers_see_the_model_service_not_its_url(predictor: LocalPredictor) -> None:
+    """A shared demo (a link, the LAN): the header names the service and its model only."""
+    demo = build_demo(ServiceDown(predictor), show_service_url=False)
+    config = json.dumps(demo.get_config_file(), default=str)
+    assert "model service (penguins:v1)" in config
+    assert SERVICE not in config
+
+
+def test_examples_are_named_by_content_and_predicted_when_clicked(
+    app: Launched, predictor: LocalPredictor
+) -> None:
+    config: dict[str, Any] = json.loads(http_get(app.local_url + "config")[1])
+    names = ui.example_names(predictor.info().model_schema)
+    [dataset] = [c for c in config["components"] if c["type"] == "dataset"]
+    assert dataset["props"]["sample_labels"] == names
+    by_id = {d["id"]: d for d in config["dependencies"]}
+    clicked = [d for d in config["dependencies"] if [dataset["id"], "click"] in d["targets"]]
+    assert clicked, "the examples load nothing"
+    then = [d for d in by_id.values() if d.get("trigger_after") == clicked[0]["id"]]
+    outputs = {o for d in then for o in d["outputs"]}
+    [label] = [c["id"] for c in config["components"] if c["props"].get("elem_id") == "out-label"]
+    assert label in outputs, "clicking an example does not predict it"

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import psutil
 import pytest
@@ -157,6 +158,8 @@ def test_promote_from_a_clean_state_then_stop(kit_home: Path) -> None:
         assert state["model"] == "penguins:v1" and not state["api_key_required"]
         assert is_our_service(state["pid"])
         assert Path(state["log"]).is_file()
+        for private in (kit_home / "state.json", Path(state["channel"]), Path(state["log"])):
+            assert private.stat().st_mode & 0o777 == 0o600, private  # owner only (issue 11)
 
         dockerfile = re.search(r"Dockerfile: (\S+)\)", result.stderr)
         assert dockerfile, result.stderr
@@ -290,6 +293,189 @@ def test_listens_on_loopback_only_by_default(promoted: Promoted) -> None:
     ]
     assert any(c.laddr.port == port for c in listening), listening
     assert {c.laddr.ip for c in listening} == {"127.0.0.1"}, listening
+
+
+# --- the API docs: Swagger at /docs, the model's own texts, the shapes of the answers -------
+
+
+def _document(url: str) -> dict[str, Any]:
+    response = requests.get(f"{url}/docs.json", timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def _manifest(home: Path, name: str = "penguins", version: str = "v1") -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads(
+        (home / f"models/{name}/{version}/manifest.json").read_text()
+    )
+    return manifest
+
+
+def _predict_responses(document: dict[str, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = document["paths"]["/predict"]["post"]["responses"]
+    return {str(status): answer for status, answer in responses.items()}
+
+
+def _documented_prediction(document: dict[str, Any]) -> dict[str, Any]:
+    """The schema of one item of `predictions` in the documented 200 answer of /predict."""
+    ok = _predict_responses(document)["200"]["content"]["application/json"]["schema"]
+    predictions = _resolve(document, _resolve(document, ok)["properties"]["predictions"])
+    return _resolve(document, predictions["items"])
+
+
+def _assets(page: str) -> list[str]:
+    return re.findall(r"""(?:src|href)=["']([^"']+)["']""", page)
+
+
+def test_docs_serves_swagger_from_the_service_itself(promoted: Promoted) -> None:
+    """The advertised /docs is the Swagger page; it names only the service's own assets, says
+    so to the browser (Content-Security-Policy) and has no tag manager."""
+    response = requests.get(f"{promoted.url}/docs", timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "googletagmanager" not in page.lower()
+    assert "<title>penguins:v1" in page
+    assets = _assets(page)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets), assets
+    for asset in assets:
+        url = urljoin(response.url, asset)
+        assert url.startswith(f"{promoted.url}/"), asset
+        assert requests.get(url, timeout=TIMEOUT).status_code == 200, url
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "connect-src 'self'" in policy
+    assert "https:" not in policy and "*" not in policy
+
+
+def test_root_redirects_to_the_docs(promoted: Promoted) -> None:
+    """BentoML's own page at / loads Google Tag Manager: / leads to /docs instead."""
+    response = requests.get(f"{promoted.url}/", timeout=TIMEOUT)
+    assert response.history and response.history[0].status_code in (302, 307, 308)
+    assert response.url == f"{promoted.url}/docs" and response.status_code == 200
+    assert "googletagmanager" not in response.text.lower()
+
+
+def test_openapi_info_names_the_model(promoted: Promoted) -> None:
+    """Not the Bento's name and build tag with the kit's whole README: the model's name and
+    version, and (without annotations) one sentence of what it predicts."""
+    info = _document(promoted.url)["info"]
+    assert info["title"] == "penguins:v1"
+    assert info["version"] == "v1"
+    description = info["description"]
+    assert description.splitlines()[0] == (
+        "Predicts species (Adelie, Chinstrap, Gentoo) from 6 features."
+    )
+    assert "starter-kit" not in description and "BentoML" not in description
+    assert len(description) < 600, description
+    assert "contact" not in info
+
+
+def test_openapi_request_example_is_the_schema_examples(promoted: Promoted) -> None:
+    document = _document(promoted.url)
+    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    examples = _manifest(promoted.home)["schema"]["examples"]
+    assert examples and body["example"] == {"records": examples}
+    response = _predict(promoted.url, body["example"]["records"])
+    assert response.status_code == 200, response.text
+
+
+def test_openapi_documents_the_prediction_shape(promoted: Promoted) -> None:
+    document = _document(promoted.url)
+    prediction = _documented_prediction(document)
+    props = prediction["properties"]
+    assert set(props) == {"label", "probabilities", "model_version", "warnings"}
+    assert set(prediction["required"]) == {"label", "probabilities", "model_version"}
+    classes = _manifest(promoted.home)["schema"]["classes"]
+    assert _bounds(document, props["label"])["enum"] == classes
+    probabilities = _resolve(document, props["probabilities"])
+    assert probabilities["type"] == "object" and list(probabilities["properties"]) == classes
+    assert set(probabilities["required"]) == set(classes)
+    warnings = _resolve(document, props["warnings"])
+    assert warnings["type"] == "array" and warnings["items"] == {"type": "string"}
+    assert "additionalProp1" not in json.dumps(_predict_responses(document)["200"])
+    # a real answer, with warnings, has exactly the documented fields
+    response = _predict(promoted.url, [{**GENTOO, "bill_depth_mm": 99.0}, GENTOO])
+    for answer in response.json()["predictions"]:
+        assert set(prediction["required"]) <= set(answer) <= set(props), answer
+        assert list(answer["probabilities"]) == classes
+
+
+def test_openapi_documents_the_422_field_errors(promoted: Promoted) -> None:
+    document = _document(promoted.url)
+    refused = _predict_responses(document)["422"]["content"]["application/json"]
+    body = _resolve(document, refused["schema"])
+    assert set(body["properties"]) == {"error", "errors"} == set(body["required"])
+    field_error = _resolve(document, _resolve(document, body["properties"]["errors"])["items"])
+    fields = {"record", "field", "expected", "received", "missing", "message"}
+    assert set(field_error["properties"]) == fields
+    assert set(field_error["required"]) == fields
+    # the documented example is what the service answers, and so is a real refusal
+    example = refused["example"]
+    assert set(example) == {"error", "errors"} and example["errors"]
+    assert all(set(error) == fields for error in example["errors"])
+    answer = _post(f"{promoted.url}/predict", data='{"records": [{"island": 3}]}')
+    assert answer.status_code == 422
+    assert set(answer.json()) == {"error", "errors"}
+    assert all(set(error) == fields for error in answer.json()["errors"])
+
+
+REGRESSOR_NOTES = """\
+[model]
+title = "Penguin body mass"
+description = "How heavy is a penguin? From its species, island, sex and measurements."
+"""
+
+
+@pytest.fixture(scope="module")
+def annotated_regressor(
+    regression_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Promoted]:
+    """The imported regressor with a title and a description (`kit annotate`), promoted."""
+    home = tmp_path_factory.mktemp("annotated-regressor") / "kit"
+    shutil.copytree(regression_home, home)
+    notes = home.parent / "annotations.toml"
+    notes.write_text(REGRESSOR_NOTES)
+    run_kit("annotate", "body-mass", str(notes), home=home, check=True)
+    service = promote(home)
+    try:
+        yield service
+    finally:
+        stop_promoted(service)
+
+
+def test_regression_docs_use_the_annotations(annotated_regressor: Promoted) -> None:
+    url = annotated_regressor.url
+    document = _document(url)
+    info = document["info"]
+    assert (info["title"], info["version"]) == ("Penguin body mass", "v2")
+    assert info["description"].startswith("How heavy is a penguin? From its species")
+    assert "body-mass:v2" in info["description"]
+    prediction = _documented_prediction(document)
+    assert set(prediction["properties"]) == {"value", "model_version", "warnings"}
+    assert set(prediction["required"]) == {"value", "model_version"}
+    assert _resolve(document, prediction["properties"]["value"])["type"] == "number"
+    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    records = body["example"]["records"]
+    assert records == _manifest(annotated_regressor.home, "body-mass", "v2")["schema"]["examples"]
+    response = _predict(url, records)
+    assert response.status_code == 200, response.text
+    for answer in response.json()["predictions"]:
+        assert {"value", "model_version"} <= set(answer) <= set(prediction["properties"])
+    page = requests.get(f"{url}/docs", timeout=TIMEOUT).text
+    assert "<title>Penguin body mass" in page
+
+
+def test_the_bento_describes_the_model_not_the_kit(annotated_regressor: Promoted) -> None:
+    """The Bento's README (its description) and its apis/openapi.yaml are the model's."""
+    dockerfile = re.search(r"Dockerfile: (\S+)\)", annotated_regressor.output)
+    assert dockerfile, annotated_regressor.output
+    bento = Path(dockerfile.group(1)).parents[2]
+    readme = (bento / "README.md").read_text()
+    assert readme.startswith("# Penguin body mass"), readme[:300]
+    assert "How heavy is a penguin?" in readme and "starter-kit" not in readme
+    spec = (bento / "apis" / "openapi.yaml").read_text()
+    assert "title: Penguin body mass" in spec and "starter-kit" not in spec
 
 
 # --- bad input: strict, a 4xx naming the field, never a 500 --------------------------------
@@ -474,8 +660,8 @@ def test_api_key(kit_home: Path) -> None:
             bearer = _post(f"{url}{route}", payload, Authorization=f"Bearer {key}")
             assert bearer.status_code == 200, bearer.text
         _assert_serving(url, "v1", **{"X-API-Key": key})
-        for path in ("/livez", "/readyz", "/metrics"):
-            assert requests.get(f"{url}{path}", timeout=TIMEOUT).status_code == 200
+        for path in ("/livez", "/readyz", "/metrics", "/docs", "/docs.json", "/"):
+            assert requests.get(f"{url}{path}", timeout=TIMEOUT).status_code == 200, path
 
         record = json.dumps(GENTOO)
         ok = run_kit(
@@ -507,9 +693,13 @@ def test_api_key(kit_home: Path) -> None:
         _stop_home(kit_home, KIT_API_KEY=key)
 
 
-def test_all_interfaces_without_a_key_is_refused_before_anything_starts(kit_home: Path) -> None:
+@pytest.mark.parametrize("key", [None, "", "  "], ids=["unset", "empty", "blank"])
+def test_all_interfaces_without_a_key_is_refused_before_anything_starts(
+    kit_home: Path, key: str | None
+) -> None:
     port = free_port()
-    result = run_kit("promote", "--host", "0.0.0.0", "--port", str(port), home=kit_home)
+    env = {} if key is None else {"KIT_API_KEY": key}  # KIT_API_KEY= is no key (issue 11)
+    result = run_kit("promote", "--host", "0.0.0.0", "--port", str(port), home=kit_home, **env)
     try:
         assert "KIT_API_KEY" in result.stderr and "0.0.0.0" in result.stderr
         assert not _step_lines(result.stderr)  # not even the first step ran

@@ -19,13 +19,16 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from app_prototype import presentation as ui
 from app_prototype.presentation import MISSING_CHOICE
 from model.errors import ServiceUnavailable
 from model.predictor import LocalPredictor, ModelInfo, Prediction, Predictor
 from model.schema import ModelSchema, Record
 from tests.helpers import DECLARED_LIMITS, ROOT, declare_limits
+from tests.wide_model import FEATURES, make_cancer_home
 
-APP = ROOT / "app_prototype" / "streamlit_app.py"
+APP = ROOT / "scripts" / "streamlit_page.py"  # what `kit demo --ui streamlit` runs
+JSON_BUTTON = "Fill the form and predict"
 # A Gentoo-like penguin: far from the schema defaults, so a UI that ignored the inputs would fail.
 CHANGED: Record = {
     "island": "Biscoe",
@@ -109,7 +112,7 @@ def widget_values(at: AppTest, schema: ModelSchema) -> Record:
 
 
 def chart_data(at: AppTest) -> dict[str, float]:
-    """The data behind the one st.bar_chart (AppTest exposes it only as a raw VegaLiteChart)."""
+    """The data behind the one probability chart (AppTest exposes it as a raw VegaLiteChart)."""
     charts = at.get("vega_lite_chart")
     assert len(charts) == 1, f"expected one chart, found {len(charts)}"
     proto = charts[0].proto
@@ -117,11 +120,18 @@ def chart_data(at: AppTest) -> dict[str, float]:
     assert spec["mark"]["type"] == "bar"
     # Most likely class first: the data order is kept (Vega would sort classes by name).
     assert spec["encoding"]["y"].get("sort", "sorted by Vega") is None
-    assert len(proto.datasets) == 1
-    table = pa.ipc.open_stream(io.BytesIO(proto.datasets[0].data.data)).read_all()
+    # The axis is 0-100 % whatever the answer: 69% must not fill the width.
+    assert spec["encoding"]["x"]["scale"]["domain"] == [0, 1]
+    assert spec["encoding"]["x"]["axis"]["format"] == ".0%"
+    raw = proto.datasets[0].data.data if proto.datasets else proto.data.data
+    table = pa.ipc.open_stream(io.BytesIO(raw)).read_all()
     probabilities = table["probability"].to_pylist()
     assert probabilities == sorted(probabilities, reverse=True)
     return dict(zip(table["class"].to_pylist(), probabilities, strict=True))
+
+
+def version_captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption if c.value.startswith("answered by")]
 
 
 def assert_shows(at: AppTest, expected: Prediction) -> None:
@@ -137,7 +147,7 @@ def assert_shows(at: AppTest, expected: Prediction) -> None:
     assert shown.keys() == expected.probabilities.keys()
     for label, probability in expected.probabilities.items():
         assert shown[label] == pytest.approx(probability, abs=1e-9)
-    assert [c.value for c in at.caption] == [f"answered by model version {expected.model_version}"]
+    assert version_captions(at) == [f"answered by model version {expected.model_version}"]
     raw = json.loads(at.json[0].value)
     assert raw["label"] == expected.label
     assert raw["model_version"] == expected.model_version
@@ -166,9 +176,26 @@ def test_page_shows_model_backend_and_one_widget_per_feature_with_schema_default
         if feature.kind == "category":
             expected = [*(feature.choices or []), *([] if feature.required else [MISSING_CHOICE])]
             assert at.selectbox(key=f"in_{feature.name}").options == expected
-    assert button_labels(at) == ["Predict"]
+    assert button_labels(at) == ["Predict", JSON_BUTTON]
     assert [i.value for i in at.info] == ["Set the features and press Predict."]
     assert not at.success and not at.error
+
+
+def test_descriptions_are_shown_inline_and_numbers_with_the_datas_decimals(
+    monkeypatch: pytest.MonkeyPatch, trained_home: Path, schema: ModelSchema
+) -> None:
+    at = start_app(monkeypatch, trained_home)
+    captions = [c.value for c in at.caption]
+    for feature in schema.features:
+        assert ui.help_text(feature) in captions, feature.name  # inline, like Gradio's info
+        assert not widget_of(at, feature.name).help  # not hidden behind a "?"
+    formats = {w.key: w.proto.format for w in at.number_input}
+    assert formats == {
+        "in_bill_length_mm": "%.2f",  # its default is 44.45
+        "in_bill_depth_mm": "%.1f",
+        "in_flipper_length_mm": "%d",
+        "in_body_mass_g": "%d",
+    }
 
 
 def test_predict_matches_local_predictor_with_chart_and_version(
@@ -189,30 +216,50 @@ def test_predict_matches_local_predictor_with_chart_and_version(
     assert not at.info
 
 
-def test_start_from_example_fills_the_widgets(
+def test_start_from_example_fills_the_widgets_and_predicts_it(
     monkeypatch: pytest.MonkeyPatch, trained_home: Path, local: LocalPredictor, schema: ModelSchema
 ) -> None:
     assert len(schema.examples) >= 2
     at = start_app(monkeypatch, trained_home)
-    assert at.selectbox(key="example").options == [
-        "(defaults)",
-        *(f"Example {i + 1}" for i in range(len(schema.examples))),
-    ]
+    names = ui.example_names(schema)
+    assert at.selectbox(key="example").options == ["(defaults)", *names]
+    assert names[0].startswith("Torgersen · male · bill_length_mm 39.1")  # named by content
     first = {f.name: schema.examples[0].get(f.name) for f in schema.features}
     assert first != schema.defaults()
 
-    at.selectbox(key="example").select("Example 1").run()
+    at.selectbox(key="example").select(names[0]).run()
     assert not at.exception
     assert widget_values(at, schema) == first
+    assert_shows(at, local.predict([first])[0])  # picked, predicted: no Predict needed
     click(at, "Predict")
     assert_shows(at, local.predict([first])[0])
 
-    at.selectbox(key="example").select("Example 2").run()
+    at.selectbox(key="example").select(names[1]).run()
     second = {f.name: schema.examples[1].get(f.name) for f in schema.features}
     assert widget_values(at, schema) == second
+    assert_shows(at, local.predict([second])[0])
 
     at.selectbox(key="example").select("(defaults)").run()
     assert widget_values(at, schema) == schema.defaults()
+    assert_shows(at, local.predict([schema.defaults()])[0])
+
+
+def test_a_record_pasted_as_json_fills_the_form_and_is_predicted(
+    monkeypatch: pytest.MonkeyPatch, trained_home: Path, local: LocalPredictor, schema: ModelSchema
+) -> None:
+    at = start_app(monkeypatch, trained_home)
+    at.text_area(key="record_json").input(json.dumps(CHANGED))
+    click(at, JSON_BUTTON)
+    assert widget_values(at, schema) == CHANGED
+    assert_shows(at, local.predict([CHANGED])[0])
+
+    at.text_area(key="record_json").input('{"island": 3, "bill_length": 40}')
+    click(at, JSON_BUTTON)
+    [message] = [e.value for e in at.error]
+    assert message.startswith("Invalid record:"), message
+    assert "'island' must be a text" in message and "unknown field 'bill_length'" in message
+    assert widget_values(at, schema) == CHANGED  # the form is left as it was
+    assert not at.success
 
 
 def test_a_value_outside_the_sample_range_is_predicted_with_a_warning(
@@ -293,13 +340,14 @@ def test_cleared_optional_number_is_sent_as_missing(
 class FlakyPredictor:
     """A Predictor whose service is down until `up` is set; then it answers like the real model."""
 
-    def __init__(self, real: LocalPredictor) -> None:
+    def __init__(self, real: LocalPredictor, backend: str = "local") -> None:
         self.real = real
         self.up = False
         self.calls: list[list[Record]] = []
+        self.backend = backend
 
     def info(self) -> ModelInfo:
-        return self.real.info()
+        return self.real.info().model_copy(update={"backend": self.backend})
 
     def predict(self, records: Sequence[Record]) -> list[Prediction]:
         self.calls.append(list(records))
@@ -308,9 +356,18 @@ class FlakyPredictor:
         return self.real.predict(records)
 
 
+def served_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As `kit demo` serves the page without sharing it (`--server.address 127.0.0.1`)."""
+    get_option = st.get_option
+    monkeypatch.setattr(
+        st, "get_option", lambda key: "127.0.0.1" if key == "server.address" else get_option(key)
+    )
+
+
 def test_service_unavailable_keeps_the_ui_up_and_it_recovers(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, local: LocalPredictor, schema: ModelSchema
 ) -> None:
+    served_on_loopback(monkeypatch)  # the owner's view: the reason, and what to run
     fake = FlakyPredictor(local)
     assert isinstance(fake, Predictor)
     monkeypatch.setenv("KIT_HOME", str(tmp_path))  # empty: only the injected predictor can answer
@@ -326,11 +383,11 @@ def test_service_unavailable_keeps_the_ui_up_and_it_recovers(
     assert fake.calls[0] == [schema.defaults()]
     messages = [e.value for e in at.error]
     assert len(messages) == 1, messages
-    assert messages[0].startswith("Model service unavailable")
-    assert "connection refused" in messages[0]
+    assert messages[0].startswith("Model service unavailable: connection refused")
+    assert "`kit status`" in messages[0] and "`kit promote`" in messages[0]
     assert not at.success
     assert not at.exception
-    assert button_labels(at) == ["Predict"]  # the form is still there
+    assert "Predict" in button_labels(at)  # the form is still there
 
     fake.up = True
     click(at, "Predict")
@@ -366,7 +423,7 @@ def test_password_gate(
     at.text_input(key="auth_password").input(password)
     click(at, "Sign in")
     assert not at.error, [e.value for e in at.error]
-    assert button_labels(at) == ["Predict"]
+    assert button_labels(at) == ["Predict", JSON_BUTTON]
     assert "`penguins:v1`" in at.markdown[0].value
     assert not at.text_input
 
@@ -409,15 +466,90 @@ def test_settings_are_read_on_every_run_and_the_cache_is_keyed_by_home_and_backe
     assert "`penguins:v1`" in at.markdown[0].value and not at.error
 
 
-def test_a_regression_model_shows_a_value(
+def test_a_regression_model_shows_a_value_rounded_to_the_models_error(
     monkeypatch: pytest.MonkeyPatch, regression_home: Path
 ) -> None:
+    local = LocalPredictor.from_home(regression_home)
     at = start_app(monkeypatch, regression_home)
     assert "body-mass:v1" in " ".join(m.value for m in at.markdown)
     click(at, "Predict")
-    expected = LocalPredictor.from_home(regression_home).predict(
-        [LocalPredictor.from_home(regression_home).schema.defaults()]
-    )[0]
+    expected = local.predict([local.schema.defaults()])[0]
     assert expected.value is not None
-    assert [s.value for s in at.success] == [f"Prediction: {expected.value:,.6g} (body_mass_g)"]
+    mae = local.info().metrics["sample_mae"]
+    assert 100 <= mae < 1000  # so the model cannot tell values closer than about 10 g
+    rounded = f"{round(expected.value, -1):,.0f}"
+    assert [s.value for s in at.success] == [f"Prediction: {rounded} (body_mass_g)"]
     assert not at.get("vega_lite_chart")  # no class chart for a value
+    assert json.loads(at.json[0].value)["value"] == expected.value  # the raw JSON is exact
+
+
+def test_the_header_names_the_service_for_testers_and_its_url_for_the_owner(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, local: LocalPredictor
+) -> None:
+    url = "http://127.0.0.1:3411"
+    fake = FlakyPredictor(local, backend=f"remote: {url}")
+    monkeypatch.setenv("KIT_HOME", str(tmp_path))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.session_state["predictor"] = fake
+    at.run()
+    assert "Backend: **model service (penguins:v1)**" in at.markdown[0].value
+    click(at, "Predict")
+    [message] = [e.value for e in at.error]
+    assert url not in message and "connection refused" not in message
+    assert "owner" in message and "`kit status`" in message and "`kit promote`" in message
+
+    served_on_loopback(monkeypatch)  # `kit demo` without --share: whoever sees it is the owner
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.session_state["predictor"] = fake
+    at.run()
+    assert f"Backend: **model service (penguins:v1) at {url}**" in at.markdown[0].value
+
+
+@pytest.fixture(scope="module")
+def cancer_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_cancer_home(tmp_path_factory.mktemp("cancer"))
+
+
+def test_a_wide_model_lays_its_features_out_in_a_grid_next_to_the_result(
+    monkeypatch: pytest.MonkeyPatch, cancer_home: Path
+) -> None:
+    local = LocalPredictor.from_home(cancer_home)
+    schema = local.info().model_schema
+    assert len(schema.features) == FEATURES
+    at = start_app(monkeypatch, cancer_home)
+    assert len(at.number_input) == FEATURES
+
+    [scrolled] = _blocks_with_height(at)  # the features scroll; Predict and the result stay
+    assert len(scrolled.number_input) == FEATURES
+    grid = [c for c in at.columns if 0 < len(c.number_input) < FEATURES]  # rows of 3 cells
+    assert [len(cell.number_input) for cell in grid] == [1] * FEATURES
+    assert all(cell.weight == pytest.approx(1 / 3) for cell in grid)
+
+    formats = {w.label: w.proto.format for w in at.number_input}
+    assert formats["mean smoothness"] == "%.5f"  # 0.09432: not "0.09"
+    assert formats["mean area"] == "%.2f"
+
+    record = schema.examples[0]
+    at.text_area(key="record_json").input(json.dumps(record))
+    click(at, JSON_BUTTON)
+    expected = local.predict([record])[0]
+    assert expected.label == "0" and expected.probabilities is not None
+    assert [s.value for s in at.success] == [
+        f"Prediction: malignant (0) ({expected.probabilities['0']:.1%})"
+    ]
+
+
+def _blocks_with_height(at: AppTest) -> list[Any]:
+    """Containers with a fixed height (they scroll their content)."""
+    found = []
+
+    def walk(node: Any) -> None:
+        for child in getattr(node, "children", {}).values():
+            proto = getattr(child, "proto", None)
+            fields = proto.DESCRIPTOR.fields_by_name if proto is not None else {}
+            if "height_config" in fields and proto.height_config.HasField("pixel_height"):
+                found.append(child)
+            walk(child)
+
+    walk(at.main)
+    return found

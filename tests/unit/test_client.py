@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import requests
 
 from app_production.client import RemotePredictor, Unauthorized
 from model.errors import InvalidInput, KitError, ServiceUnavailable
@@ -105,6 +106,9 @@ class ScriptedServer:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def do_GET(self) -> None:  # probes (/readyz): the same scripted replies
+                self.do_POST()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet
@@ -379,22 +383,61 @@ def test_info_maps_the_manifest_and_is_cached(serve, clients) -> None:
     assert [(p.path, p.body) for p in server.posts] == [("/metadata", {})]
 
 
-@pytest.mark.parametrize("no_proxy", ["", "127.0.0.1"])
-def test_proxy_settings_are_read_from_the_environment_once(
-    serve, clients, monkeypatch: pytest.MonkeyPatch, no_proxy: str
-) -> None:
-    """HTTP_PROXY / NO_PROXY are honoured as requests would, but read at construction only."""
-    service = serve(Reply(body={"predictions": [PREDICTION]}))
-    proxy = serve(Reply(body={"predictions": [PREDICTION]}))  # a stand-in forward proxy
+def _proxy_environment(monkeypatch: pytest.MonkeyPatch, proxy: str, no_proxy: str) -> None:
     for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    monkeypatch.setenv("NO_PROXY", no_proxy)
-    client = clients(service.url)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    if no_proxy:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+
+
+@pytest.mark.parametrize("no_proxy", ["", "127.0.0.1"], ids=["no NO_PROXY", "NO_PROXY"])
+def test_a_loopback_service_is_never_called_through_a_proxy(
+    serve, clients, monkeypatch: pytest.MonkeyPatch, no_proxy: str
+) -> None:
+    """The kit's own service on this machine: HTTP_PROXY without NO_PROXY must not matter."""
+    service = serve(Reply(body={"predictions": [PREDICTION]}))
+    proxy = serve(Reply(body={"predictions": [PREDICTION]}))  # a stand-in forward proxy
+    _proxy_environment(monkeypatch, proxy.url, no_proxy)
+    for url in (service.url, service.url.replace("127.0.0.1", "localhost")):
+        assert clients(url).predict([RECORD])[0].label == "Adelie"
+    assert len(service.posts) == 2 and not proxy.posts
+
+
+def test_a_remote_service_is_called_through_the_proxy_read_once(
+    serve, clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A non-loopback URL honours HTTP_PROXY as requests would, read at construction only."""
+    proxy = serve(Reply(body={"predictions": [PREDICTION]}))  # a stand-in forward proxy
+    _proxy_environment(monkeypatch, proxy.url, "")
+    remote = "http://model-service.example:3000"
+    client = clients(remote)
     monkeypatch.delenv("HTTP_PROXY")  # a later change of the environment is not seen
     assert client.predict([RECORD])[0].label == "Adelie"
-    if no_proxy:
-        assert service.posts and not proxy.posts
-    else:
-        assert [s.path for s in proxy.posts] == [f"{service.url}/predict"]  # absolute form
-        assert not service.posts
+    assert [s.path for s in proxy.posts] == [f"{remote}/predict"]  # absolute form: via proxy
+
+
+def test_a_remote_service_listed_in_no_proxy_is_called_directly(
+    clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    _proxy_environment(monkeypatch, proxy, "model-service.example")
+    client = clients("http://model-service.example:3000", retries=0)
+    with pytest.raises(ServiceUnavailable) as caught:
+        client.predict([RECORD])
+    cause = caught.value.__cause__
+    assert isinstance(cause, requests.ConnectionError)
+    assert not isinstance(cause, requests.exceptions.ProxyError)  # straight to its address
+
+
+def test_readiness_of_a_loopback_service_ignores_the_proxy(
+    serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`is_ready` (kit status, promote's waits, the remote backend) goes straight to loopback."""
+    from app_production.state import is_ready
+
+    service = serve(Reply(body="ok"))
+    _proxy_environment(monkeypatch, f"http://127.0.0.1:{closed_port()}", "")
+    assert is_ready(service.url)
+    assert is_ready(service.url.replace("127.0.0.1", "localhost"))
+    assert [s.path for s in service.seen] == ["/readyz", "/readyz"]
