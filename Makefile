@@ -53,6 +53,11 @@ spark: $(STAMP) ## Install the optional Spark engine of kit batch (pyspark; Java
 test: $(DEV_STAMP) browser spark lint ## Run every test (unit, integration, browser); sets itself up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+reliability: $(DEV_STAMP) ## The fault, bad-input and security tests, then their figures (scripts/reliability/results)
+	rm -rf test-output/reliability
+	$(BIN)/python -m pytest -m reliability $(PYTEST_ARGS)
+	$(BIN)/python -m scripts.reliability.report
+
 bench: $(STAMP) ## Full `kit bench` + the 1M-row `kit batch` benchmark into scripts/bench/results
 	@$(BIN)/kit status >/dev/null 2>&1 || $(BIN)/kit train
 	$(BIN)/kit bench --out scripts/bench/results
@@ -66,4 +71,4 @@ lock: ## Re-resolve both locks from pyproject.toml (the runtime one at the dev o
 clean: ## Remove the venv, caches and test output (not your models in .kit/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output
 
-.PHONY: help install install-dev demo browser spark lint test bench lock clean
+.PHONY: help install install-dev reliability demo browser spark lint test bench lock clean

@@ -11,7 +11,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from app_production.state import is_loopback_url
-from model.errors import FieldError, InvalidInput, KitError, ServiceUnavailable
+from model.errors import REQUEST, FieldError, InvalidInput, KitError, ServiceUnavailable
 from model.schema import ModelSchema, Record
 
 if TYPE_CHECKING:  # model.predictor imports pandas; `kit status` only asks for /metadata
@@ -120,16 +120,8 @@ class RemotePredictor:
             raise Unauthorized(
                 f"model service at {self.url} refused the request: set KIT_API_KEY to its API key"
             )
-        if response.status_code == 422:
-            body = response.json()
-            raise InvalidInput(
-                [
-                    FieldError(e["record"], e["field"], e["expected"], _received(e), e["missing"])
-                    for e in body["errors"]
-                ]
-            )
-        if 400 <= response.status_code < 500:
-            raise InvalidInput([FieldError(0, "(request)", _error_text(response), None)])
+        if 400 <= response.status_code < 500:  # the service's errors, as they are (400, 413...)
+            raise InvalidInput(_field_errors(response) or [_request_error(response)])
         if response.status_code >= 500:
             status, text = response.status_code, _error_text(response)
             raise ServiceUnavailable(f"model service at {self.url} answered {status}: {text}")
@@ -164,6 +156,27 @@ class RemotePredictor:
 
     def close(self) -> None:
         self._session.close()
+
+
+def _field_errors(response: requests.Response) -> list[FieldError]:
+    """The errors of the kit's 4xx body (`{"error", "errors": [...]}`), none for another body."""
+    try:
+        body = response.json()
+        return [
+            FieldError(e["record"], e["field"], e["expected"], _received(e), e["missing"])
+            for e in body["errors"]
+        ]
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
+def _request_error(response: requests.Response) -> FieldError:
+    """A 4xx without field errors: "the request must be accepted by the service (413: ...)"."""
+    text = _error_text(response)
+    expected = text.removeprefix("the request must be ")
+    if expected == text:
+        expected = f"accepted by the service ({response.status_code}: {text})"
+    return FieldError(0, REQUEST, expected, None)
 
 
 def _error_text(response: requests.Response) -> str:

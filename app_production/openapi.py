@@ -7,7 +7,9 @@ Here instead:
 
 - `finish_document` gives the document the model's title, version and description
   (annotations, else `name:version` and one sentence), the schema's real examples as the request
-  example, and the 422 answer (`{"error", "errors": [FieldError...]}`). The 200 answer is the
+  example, and every 4xx the service sends (app_production/guards.py): 400 (not JSON), 413, 415
+  and 422 with one body, `{"error", "errors": [FieldError...]}`, and 401 (`{"error"}`) when
+  the service has an API key; the request body of /predict is required. The 200 answer is the
   contract's Prediction shape, from `model.record_model.predictions_model` (the API's output
   spec). The service applies it in BentoML's `Service.openapi_spec`, so `/docs.json` and the
   Bento's `apis/openapi.yaml` are the same document.
@@ -25,7 +27,7 @@ import hashlib
 import html
 from typing import Any
 
-from app_production.guards import ASGIApp, Receive, Scope, Send
+from app_production.guards import ASGIApp, Receive, Scope, Send, refusal, request_error
 from model.errors import InvalidInput
 from model.record_model import InvalidRecords
 from model.schema import ModelSchema, Record
@@ -90,6 +92,65 @@ def refusal_example(schema: ModelSchema) -> dict[str, Any]:
     raise ValueError(f"the schema accepts the refusal example {record}")  # pragma: no cover
 
 
+_ERROR = "Error"  # the 401's body: {"error": str}
+_ERROR_SCHEMA = {
+    "type": "object",
+    "title": _ERROR,
+    "description": "The request was refused; `error` says why",
+    "required": ["error"],
+    "properties": {"error": {"type": "string", "description": "Why, for people"}},
+}
+
+
+def _answer(text: str, schema: str, example: dict[str, Any]) -> dict[str, Any]:
+    ref = {"$ref": REF_TEMPLATE.format(model=schema)}
+    return {
+        "description": text,
+        "content": {"application/json": {"schema": ref, "example": example}},
+    }
+
+
+def refusals(schema: ModelSchema, *, records: bool, api_key: bool) -> dict[int, dict[str, Any]]:
+    """The 4xx answers of a POST route, as the service sends them: `records` for /predict."""
+    bad_request = refusal(request_error("valid JSON (EOF while parsing an object at line 1)"))
+    answers = {
+        400: _answer(
+            "The body is not JSON; nothing was done", InvalidRecords.__name__, bad_request
+        ),
+        413: _answer(
+            "The body is too large (Content-Length, or the chunks read); it was not read",
+            InvalidRecords.__name__,
+            refusal(request_error("at most 1048576 bytes: send fewer records per request")),
+        ),
+        415: _answer(
+            "The body is not sent as JSON (Content-Type: application/json)",
+            InvalidRecords.__name__,
+            refusal(request_error("JSON (Content-Type: application/json)", "text/plain")),
+        ),
+        422: (
+            _answer(
+                "Invalid records (one error per bad field), or a request that is not "
+                '`{"records": [...]}` within the limit (field `(request)`); nothing was predicted',
+                InvalidRecords.__name__,
+                refusal_example(schema),
+            )
+            if records
+            else _answer(
+                "The body is not a JSON object",
+                InvalidRecords.__name__,
+                refusal(request_error("a JSON object")),
+            )
+        ),
+    }
+    if api_key:
+        answers[401] = _answer(
+            "API key missing or wrong (X-API-Key header, or Authorization: Bearer)",
+            _ERROR,
+            {"error": "API key missing: send the service's KIT_API_KEY in the X-API-Key header"},
+        )
+    return answers
+
+
 def _components(model: type[InvalidRecords]) -> dict[str, Any]:
     """A model's JSON schema and those it refers to, as OpenAPI components."""
     schema = model.model_json_schema(ref_template=REF_TEMPLATE)
@@ -98,33 +159,40 @@ def _components(model: type[InvalidRecords]) -> dict[str, Any]:
 
 
 def finish_document(
-    document: dict[str, Any], *, name: str, version: str, schema: ModelSchema
+    document: dict[str, Any],
+    *,
+    name: str,
+    version: str,
+    schema: ModelSchema,
+    api_key: bool = False,
 ) -> dict[str, Any]:
     """BentoML's OpenAPI document (as a dict) with the model's texts, the request example and
-    the 422 answer of POST /predict. Changes and returns `document`."""
+    the 4xx answers of the POST routes (`refusals`). Changes and returns `document`."""
     document["info"] = {
         "title": title(name, version, schema),
         "version": version,
         "description": description(name, version, schema),
     }
     predict = document["paths"]["/predict"]["post"]
+    predict["requestBody"]["required"] = True  # an empty body is a 422: no records
     for media in predict["requestBody"]["content"].values():
         media["example"] = {"records": records_example(schema)}
-    responses = {
-        **predict["responses"],
-        422: {
-            "description": "Invalid records: one error per bad field; nothing was predicted",
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": REF_TEMPLATE.format(model=InvalidRecords.__name__)},
-                    "example": refusal_example(schema),
-                }
-            },
-        },
-    }
-    predict["responses"] = dict(sorted(responses.items(), key=lambda item: int(item[0])))
+    for path, item in document["paths"].items():
+        operation = item.get("post")
+        if operation is None:
+            continue
+        answers = refusals(schema, records=path == "/predict", api_key=api_key)
+        responses = {
+            code: answer
+            for code, answer in operation.get("responses", {}).items()
+            if int(code) not in answers
+        }
+        responses.update(answers)
+        operation["responses"] = dict(sorted(responses.items(), key=lambda item: int(item[0])))
     components = document.setdefault("components", {}).setdefault("schemas", {})
     components.update(_components(InvalidRecords))
+    if api_key:
+        components[_ERROR] = _ERROR_SCHEMA
     return document
 
 

@@ -32,7 +32,7 @@ from app_production.state import (
     wait_port_closed,
 )
 from model import artifact
-from model.errors import KitError, UsageError
+from model.errors import ArtifactError, KitError, UsageError
 from model.sampling import parity_records
 from model.settings import PACKAGE_ROOT, KitSettings
 
@@ -105,6 +105,68 @@ def save_to_store(folder: Path, manifest: artifact.Manifest) -> str:
         shutil.copyfile(folder / artifact.MODEL_FILE, ref.path_of(artifact.MODEL_FILE))
         shutil.copyfile(folder / artifact.MANIFEST_FILE, ref.path_of(artifact.MANIFEST_FILE))
     return tag
+
+
+def verify_store_copy(model_tag: str) -> artifact.Manifest:
+    """Check the BentoML store's copy as the service will before unpickling it (its sha256
+    against its manifest): a tampered copy is refused here, not by a worker at every restart."""
+    import bentoml
+
+    folder = Path(bentoml.models.get(model_tag).path)
+    try:
+        return artifact.verify(folder)
+    except ArtifactError as exc:
+        raise ArtifactError(
+            f"the BentoML store's copy of {model_tag} cannot be served: {exc}"
+        ) from exc
+
+
+class ServiceRefused(KitError):
+    """The service stopped itself: it cannot serve its model (the reason is its own)."""
+
+    exit_code = 6
+
+
+def serve_foreground(settings: KitSettings, model_tag: str, host: str, port: int) -> int:
+    """`kit serve`: run the service as a child until it exits; signals are passed on to it.
+
+    A worker that cannot load its model stops the whole server and writes why in a file this
+    process names (KIT_REFUSAL_FILE): then this raises ServiceRefused with that reason, instead
+    of the server restarting its worker forever and looking alive."""
+    import signal
+    import tempfile
+
+    from app_production.supervision import REFUSAL_FILE_ENV
+
+    fd, name = tempfile.mkstemp(prefix="kit-refusal-", suffix=".txt")
+    os.close(fd)
+    refusal = Path(name)
+    refusal.write_text("")
+    env = {
+        **service_env(settings, model_tag),
+        "KIT_SERVICE_ID": uuid.uuid4().hex,  # as `kit promote`'s: every process is findable
+        REFUSAL_FILE_ENV: str(refusal),
+    }
+    forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {signum: signal.getsignal(signum) for signum in forwarded}
+    try:
+        process = subprocess.Popen(serve_command(SERVICE, host, port), env=env, cwd=PACKAGE_ROOT)
+
+        def forward(signum: int, _frame: object) -> None:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+        for signum in forwarded:
+            signal.signal(signum, forward)
+        code = process.wait()
+        reason = refusal.read_text().strip()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        refusal.unlink(missing_ok=True)
+    if reason:
+        raise ServiceRefused(f"the service stopped: {reason}")
+    return code
 
 
 def build_bento(model_tag: str, name: str) -> Any:
@@ -271,6 +333,7 @@ def promote(
             detail(f"{manifest.name}:{manifest.version}, sha256 {manifest.sha256[:12]}… ok")
         with reporter.step("save to the BentoML model store") as detail:
             model_tag = save_to_store(folder, manifest)
+            verify_store_copy(model_tag)  # what the service will check, before starting it
             detail(f"{model_tag} in {settings.bentoml_home / 'models'}")
         with reporter.step("build the Bento") as detail:
             bento = build_bento(model_tag, manifest.name)

@@ -15,6 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio read
 import gradio as gr
 
 from app_prototype import presentation as ui
+from app_prototype.gradio_auth import login_wall_kwargs
 from app_prototype.sharing import lan_urls, only_this_machine, require_auth_if_exposed
 from model.errors import InvalidInput, ServiceUnavailable
 from model.predictor import Prediction, Predictor
@@ -255,6 +256,12 @@ class Launched:
     lan: list[str]
 
 
+def _app_kwargs(auth: tuple[str, str] | None) -> dict[str, Any] | None:
+    """With credentials, the login wall: before signing in, nothing about the model is served
+    (Gradio's own login page embeds the API description). Without, Gradio's app as it is."""
+    return login_wall_kwargs() if auth else None
+
+
 def launch(
     predictor: Predictor,
     *,
@@ -289,6 +296,7 @@ def launch(
                 server_port=port,
                 share=True,
                 share_server_address=share_server,
+                app_kwargs=_app_kwargs(auth),
                 **options,
             )
             if not share_url:
@@ -301,7 +309,9 @@ def launch(
             f"serving on the local network instead ({lan_host})"
         )
         host = lan_host
-    _, local_url, _ = demo.launch(server_name=host, server_port=port, **options)
+    _, local_url, _ = demo.launch(
+        server_name=host, server_port=port, app_kwargs=_app_kwargs(auth), **options
+    )
     lan = (
         lan_urls(demo.server_port, host) if not (host == "127.0.0.1" or host == "localhost") else []
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _MISSING = object()
+REQUEST = "(request)"  # FieldError.field of an error about the whole request, not a feature
 
 
 def _show(value: Any) -> str:
@@ -28,6 +29,9 @@ class FieldError:
 
     @property
     def message(self) -> str:
+        if self.field == REQUEST:  # no feature to name: "the request must be valid JSON ..."
+            got = "" if self.received is None else f", got {_show(self.received)}"
+            return f"the request must be {self.expected}{got}"
         if self.missing:
             return f"feature {self.field!r} is missing: expected {self.expected}"
         if self.field == "(record)":

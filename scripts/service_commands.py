@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -162,16 +161,18 @@ def serve(
     with kit_errors():
         _refuse_exposure(host, settings.api_key is not None)
         use_kit_bentoml_store(settings)
-        from app_production.promote import SERVICE, save_to_store, serve_command, service_env
+        from app_production.promote import save_to_store, serve_foreground, verify_store_copy
         from model import artifact
-        from model.settings import PACKAGE_ROOT
 
         folder = artifact.ModelStore(settings.home).current()
         model_tag = save_to_store(folder, artifact.verify(folder))
-    console.print(f"serving {model_tag} on http://{host}:{port} (docs: /docs) · Ctrl-C stops")
-    os.chdir(PACKAGE_ROOT)
-    command = serve_command(SERVICE, host, port)
-    os.execve(command[0], command, service_env(settings, model_tag))  # noqa: S606 - becomes the service
+        verify_store_copy(model_tag)  # what the service checks: refused now, not restarted forever
+        console.print(f"serving {model_tag} on http://{host}:{port} (docs: /docs) · Ctrl-C stops")
+        # A child, not exec: a worker that cannot load its model stops the server, and this
+        # process then exits non-zero with the reason (a container stops instead of looping).
+        code = serve_foreground(settings, model_tag, host, port)
+    if code != 0:
+        raise typer.Exit(code)
 
 
 @app.command()

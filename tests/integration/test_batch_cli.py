@@ -78,6 +78,7 @@ def _summary(rows: int, database: Path) -> str:
     )
 
 
+@pytest.mark.reliability
 def test_a_killed_job_resumes_without_losing_or_repeating_rows(
     trained_home: Path, tmp_path: Path
 ) -> None:

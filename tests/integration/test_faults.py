@@ -1,4 +1,4 @@
-"""Faults an operator meets: the service's supervisor killed while its worker keeps serving."""
+"""Faults an operator meets: a killed supervisor or worker, a model the service refuses."""
 
 from __future__ import annotations
 
@@ -6,12 +6,26 @@ import json
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
-from tests.helpers import GENTOO, free_port, run_kit, service_leftovers
+from tests.helpers import (
+    GENTOO,
+    ServerProcess,
+    free_port,
+    kit_env,
+    promote,
+    run_kit,
+    service_leftovers,
+    start_kit,
+    stop_promoted,
+)
+
+pytestmark = pytest.mark.reliability  # `make reliability` runs and reports these
 
 
 def _wait(condition: object, timeout: float = 60) -> bool:
@@ -36,6 +50,8 @@ def test_a_killed_supervisor_is_reported_and_kit_stop_ends_its_orphan(kit_home: 
     try:
         os.kill(state["pid"], signal.SIGKILL)  # the supervisor only: its worker keeps the port
         assert _wait(lambda: not psutil.pid_exists(state["pid"]) or _zombie(state["pid"]))
+        # The serving worker outlives its supervisor (NOTES-reliability); the standby leaves
+        assert _wait(lambda: len(service_leftovers(state["pid"], state["service_id"])) == 1)
         orphans = service_leftovers(state["pid"], state["service_id"])
         assert orphans, "BentoML's worker outlives its supervisor (NOTES-reliability)"
 
@@ -69,3 +85,75 @@ def _zombie(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+RELIABILITY = Path(__file__).resolve().parents[2] / "test-output" / "reliability"
+
+
+def test_a_killed_worker_is_replaced_by_its_standby_within_5_s(kit_home: Path) -> None:
+    from tests.worker_kill_probe import kill_worker_under_load, service_workers, write_report
+
+    promoted = promote(kit_home)
+    state = json.loads((kit_home / "state.json").read_text())
+    try:
+        assert _wait(lambda: len(service_workers(state["service_id"], state["pid"])) == 2)
+        report = kill_worker_under_load(promoted.url, GENTOO, state["service_id"], state["pid"])
+        write_report(report, RELIABILITY / "worker_killed.json", goal_s=5.0)
+        # Only requests in flight on the killed worker may fail (8 callers: at most 8).
+        assert report.failed <= 8, report.failures
+        assert report.back_after_s is not None and report.back_after_s < 5.0, report
+        assert report.longest_new_wait_s < min(5.0, report.client_timeout_s), report
+        # BentoML starts a new standby (quick check: seconds, not BentoML's 10 s + boot)
+        assert _wait(lambda: len(service_workers(state["service_id"], state["pid"])) == 2)
+    finally:
+        stop_promoted(promoted)
+
+
+def _tamper_store_copy(home: Path) -> None:
+    run_kit("promote", "--port", str(free_port()), home=home, timeout=300, check=True)
+    run_kit("stop", home=home, check=True)  # the model is in the BentoML store now
+    stored = home / "bentoml/models/penguins/v1/model.joblib"
+    stored.write_bytes(stored.read_bytes() + b"tampered")
+
+
+def test_kit_serve_refuses_a_tampered_store_copy_and_exits(kit_home: Path, tmp_path: Path) -> None:
+    _tamper_store_copy(kit_home)
+    server = start_kit("serve", "--port", str(free_port()), home=kit_home, log=tmp_path / "s.log")
+    try:
+        code = server.wait_exit(timeout=60)
+    finally:
+        server.stop()
+    assert code != 0, server.output()
+    assert "sha256" in server.output() and "cannot be served" in server.output()
+    assert not service_leftovers(server.proc.pid, "")
+
+
+def test_a_service_that_cannot_load_its_model_stops_the_whole_server(
+    kit_home: Path, tmp_path: Path
+) -> None:
+    """As a container runs it (`bentoml serve`, no kit in front): the worker's refusal ends the
+    server, exit 3, instead of a restart every few seconds forever."""
+    _tamper_store_copy(kit_home)
+    service_id = "refusal-test"
+    env = kit_env(
+        kit_home,
+        BENTOML_HOME=str(kit_home / "bentoml"),
+        KIT_MODEL_TAG="penguins:v1",
+        KIT_SERVICE_ID=service_id,
+    )
+    command = [sys.executable, "-m", "bentoml", "serve", "app_production.service:ModelService"]
+    server = ServerProcess(
+        [*command, "--host", "127.0.0.1", "--port", str(free_port())], tmp_path / "b.log", env
+    )
+    started = time.monotonic()
+    try:
+        code = server.wait_exit(timeout=90)
+    finally:
+        server.stop()
+    RELIABILITY.mkdir(parents=True, exist_ok=True)
+    (RELIABILITY / "model_refused.json").write_text(
+        json.dumps({"exit_code": code, "exited_after_s": round(time.monotonic() - started, 2)})
+    )
+    assert code == 3, server.output()
+    assert "the service refuses to start" in server.output() and "sha256" in server.output()
+    assert _wait(lambda: not service_leftovers(server.proc.pid, service_id), timeout=20)

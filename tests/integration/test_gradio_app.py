@@ -108,6 +108,9 @@ def test_auth_protects_page_data_and_api(predictor: LocalPredictor) -> None:
     launched = launch(predictor, port=free_port(), auth=("tester", password), say=lambda _: None)
     try:
         assert http_get(launched.local_url + "config")[0] == 401
+        status, login_page = http_get(launched.local_url)  # the login, and nothing of the model
+        assert status == 200 and "auth_required" in login_page
+        assert not [name for name in [*GENTOO, "penguins", "Gentoo"] if name in login_page]
         with pytest.raises(Exception, match="credentials"):
             _client(launched.local_url)
         with pytest.raises(ValueError, match="Could not login"):

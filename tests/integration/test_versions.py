@@ -36,6 +36,7 @@ def _transitions(versions: list[str]) -> list[str]:
     return [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v]
 
 
+@pytest.mark.reliability
 def test_publish_and_rollback_under_steady_load_fail_no_request(two_versions: Promoted) -> None:
     home, record = two_versions.home, _record(two_versions.home)
     answered: list[str] = []
@@ -84,6 +85,7 @@ def test_publish_and_rollback_under_steady_load_fail_no_request(two_versions: Pr
     assert status["version"] == "v1" and status["backend"] == "remote"
 
 
+@pytest.mark.reliability
 def test_a_tampered_version_is_refused_and_the_old_one_keeps_serving(
     two_versions: Promoted,
 ) -> None:

@@ -92,7 +92,12 @@ def test_finish_document_keeps_bentoml_s_answers_and_sorts_them() -> None:
     done = finish_document(document, name="prices", version="v3", schema=REGRESSION)
     assert done["info"]["title"] == "prices:v3" and "contact" not in done["info"]
     predict = done["paths"]["/predict"]["post"]
-    assert list(predict["responses"]) == [200, 400, 422, 500]
+    assert list(predict["responses"]) == [200, 400, 413, 415, 422, 500]
+    assert predict["requestBody"]["required"] is True
+    for code in (400, 413, 415, 422):  # one shape for every refusal: BentoML's 400 replaced
+        schema = predict["responses"][code]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/InvalidRecords"}, code
+    assert "Error" not in done["components"]["schemas"]  # no key: no 401
     assert predict["requestBody"]["content"]["application/json"]["example"] == {
         "records": [{"area": 70.0}]
     }
@@ -121,3 +126,29 @@ def test_docs_page_routes() -> None:
     assert status == 307 and headers[b"location"] == b"docs"
     for method, path in (("POST", "/"), ("POST", "/docs"), ("GET", "/docs.json")):
         assert _call(app, method, path)[0] == 204, (method, path)
+
+
+def test_every_post_route_documents_its_refusals_and_the_401_with_a_key() -> None:
+    document: dict[str, Any] = {
+        "paths": {
+            path: {
+                "post": {
+                    "requestBody": {"content": {"application/json": {"schema": {}}}},
+                    "responses": {"200": {}, "400": {"description": "BentoML's"}, "500": {}},
+                }
+            }
+            for path in ("/predict", "/metadata")
+        }
+    }
+    done = finish_document(document, name="prices", version="v3", schema=REGRESSION, api_key=True)
+    for path in ("/predict", "/metadata"):
+        responses = done["paths"][path]["post"]["responses"]
+        assert [int(code) for code in responses] == [200, 400, 401, 413, 415, 422, 500], path
+        assert responses[400]["description"] != "BentoML's"
+        unauthorized = responses[401]["content"]["application/json"]
+        assert unauthorized["schema"] == {"$ref": "#/components/schemas/Error"}
+        assert set(unauthorized["example"]) == {"error"}
+    assert "required" not in done["paths"]["/metadata"]["post"]["requestBody"]  # {} or nothing
+    assert done["components"]["schemas"]["Error"]["required"] == ["error"]
+    example = done["paths"]["/metadata"]["post"]["responses"][422]["content"]["application/json"]
+    assert example["example"]["error"] == "the request must be a JSON object"

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from app_production.channel import Channel
 from app_production.private_files import open_private_log, write_private
 from app_production.state import ServiceState
+
+pytestmark = pytest.mark.reliability  # `make reliability` runs and reports these
 
 
 def mode(path: Path) -> int:
