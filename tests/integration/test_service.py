@@ -282,6 +282,7 @@ def test_metadata_is_the_artifact_manifest(promoted: Promoted) -> None:
     assert served["schema"] == manifest["schema"] and served["metrics"] == manifest["metrics"]
 
 
+@pytest.mark.reliability
 def test_listens_on_loopback_only_by_default(promoted: Promoted) -> None:
     port = urlsplit(promoted.url).port
     leader = psutil.Process(promoted.pid)
@@ -496,6 +497,7 @@ BAD_FIELDS = {
 }
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("case", list(BAD_FIELDS))
 def test_bad_field_is_a_422_naming_it(promoted: Promoted, case: str) -> None:
     field, record = BAD_FIELDS[case]
@@ -519,12 +521,14 @@ BAD_REQUESTS = {
 }
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))
 def test_bad_request_is_a_4xx_never_a_500(promoted: Promoted, case: str) -> None:
     response = _post(f"{promoted.url}/predict", data=BAD_REQUESTS[case])
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
 
 
+@pytest.mark.reliability
 def test_too_many_records_is_refused(promoted: Promoted) -> None:
     at_limit = _predict(promoted.url, [GENTOO] * 1000)
     assert at_limit.status_code == 200
@@ -557,6 +561,7 @@ def _raw_request(url: str, head: dict[str, str], body: bytes) -> tuple[int, byte
     return int(answer.split(b" ", 2)[1]), answer
 
 
+@pytest.mark.reliability
 def test_body_over_the_limit_is_refused_before_it_is_read(promoted: Promoted) -> None:
     """Content-Length over 1 MiB: 413 although only 1 KiB was sent (the body is never read),
     and the service answers normally afterwards."""
@@ -574,6 +579,7 @@ def test_body_over_the_limit_is_refused_before_it_is_read(promoted: Promoted) ->
     _assert_serving(promoted.url, "v1")
 
 
+@pytest.mark.reliability
 def test_chunked_body_over_the_limit_is_a_413(promoted: Promoted) -> None:
     """No Content-Length (Transfer-Encoding: chunked): refused while streaming, still a 413."""
     big = json.dumps({"records": [GENTOO] * 9000}).encode()
@@ -603,6 +609,7 @@ def test_small_chunked_body_is_served(promoted: Promoted) -> None:
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
 )
+@pytest.mark.reliability
 def test_other_content_types_are_a_415(promoted: Promoted, content_type: str) -> None:
     response = _post(
         f"{promoted.url}/predict", {"records": [GENTOO]}, **{"Content-Type": content_type}
@@ -637,6 +644,7 @@ def test_cli_remote_predict_names_a_nan_field(promoted: Promoted) -> None:
 # --- API key -------------------------------------------------------------------------------
 
 
+@pytest.mark.reliability
 def test_api_key(kit_home: Path) -> None:
     key = secrets.token_urlsafe()
     port = free_port()
@@ -693,6 +701,7 @@ def test_api_key(kit_home: Path) -> None:
         _stop_home(kit_home, KIT_API_KEY=key)
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("key", [None, "", "  "], ids=["unset", "empty", "blank"])
 def test_all_interfaces_without_a_key_is_refused_before_anything_starts(
     kit_home: Path, key: str | None
@@ -858,6 +867,7 @@ def test_promote_that_cannot_get_ready_stops_what_it_started(serving: Promoted) 
     _assert_previous_intact(serving, before)
 
 
+@pytest.mark.reliability
 def test_tampered_artifact_fails_at_verify(serving: Promoted) -> None:
     before = (serving.home / "state.json").read_text()
     model = serving.home / "models/penguins/v1/model.joblib"
