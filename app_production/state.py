@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import time
 import urllib.parse
@@ -61,13 +60,9 @@ def read_state(settings: KitSettings) -> ServiceState | None:
 
 def is_loopback_url(url: str) -> bool:
     """Whether `url` names this machine's loopback: localhost, 127.0.0.0/8 or ::1."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    from app_prototype.sharing import is_loopback  # the one loopback rule, shared with the UIs
+
+    return is_loopback(urllib.parse.urlsplit(url).hostname or "")
 
 
 def http_get(url: str, timeout: float) -> HTTPResponse:
