@@ -33,6 +33,16 @@ GENTOO = {
     "sex": "male",
 }
 
+# A record of the example body-mass regressor (scripts/example_regressor.py, README): a Gentoo male.
+BODY_MASS = {
+    "species": "Gentoo",
+    "island": "Biscoe",
+    "sex": "male",
+    "bill_length_mm": 47.5,
+    "bill_depth_mm": 15.0,
+    "flipper_length_mm": 217.0,
+}
+
 
 def free_port() -> int:
     """A port nothing listens on now (the OS picks it on 127.0.0.1)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
+    BODY_MASS,
     GENTOO,
     ROOT,
     closed_port,
@@ -133,14 +134,7 @@ def test_import_a_regressor_then_predict(tmp_path: Path) -> None:
     assert "body-mass:v1 (regression)" in imported.stderr
     status = json.loads(run_kit("status", "--json", home=home, check=True).stdout)
     assert status["task"] == "regression" and "sample_r2" in status["metrics"]
-    record = {
-        "species": "Gentoo",
-        "island": "Biscoe",
-        "sex": "male",
-        "bill_length_mm": 47.5,
-        "bill_depth_mm": 15.0,
-        "flipper_length_mm": 217.0,
-    }
+    record = BODY_MASS
     prediction = _lines(
         run_kit("predict", "--json", json.dumps(record), home=home, check=True).stdout
     )[0]

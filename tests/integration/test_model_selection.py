@@ -14,16 +14,8 @@ from pathlib import Path
 import pytest
 
 from model.artifact import ModelStore
-from tests.helpers import GENTOO, ROOT, Promoted, promote, run_kit, stop_promoted
+from tests.helpers import BODY_MASS, GENTOO, ROOT, Promoted, promote, run_kit, stop_promoted
 
-BODY_MASS = {  # a record of the body-mass regressor (README): a Gentoo male
-    "species": "Gentoo",
-    "island": "Biscoe",
-    "sex": "male",
-    "bill_length_mm": 47.5,
-    "bill_depth_mm": 15.0,
-    "flipper_length_mm": 217.0,
-}
 NOTE = "note: the promoted service answers with"
 
 
