@@ -36,10 +36,10 @@ demo: $(STAMP) ## Train the example model if needed, then open the Gradio demo
 	@$(BIN)/kit status >/dev/null 2>&1 || $(BIN)/kit train
 	$(BIN)/kit demo $(DEMO_ARGS)
 
-browser: ## Install Debian's Chromium for the browser tests (apt-get, as root)
-	@test -x $(CHROMIUM) || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+browser: ## Install Debian's Chromium (browser tests) and iproute2 (the other-host tests), as root
+	@test -x $(CHROMIUM) -a -x /usr/sbin/ip || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium iproute2 >/dev/null; }
 	@$(CHROMIUM) --version
 
 lint: $(DEV_STAMP) ## ruff + mypy

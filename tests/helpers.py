@@ -21,6 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 _SCRIPT = Path(sys.executable).parent / "kit"  # the installed console script, as users run it
 KIT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "scripts.cli"]
 OUTPUT_ROOT = ROOT / "test-output"
+RELIABILITY = OUTPUT_ROOT / "reliability"  # figures of `make reliability`, one JSON per part
+
+
+def write_figures(part: str, figures: dict[str, object]) -> None:
+    """What a reliability test measured, for scripts/reliability/report.py to gather."""
+    RELIABILITY.mkdir(parents=True, exist_ok=True)
+    (RELIABILITY / f"{part}.json").write_text(json.dumps(figures, indent=2) + "\n")
 
 
 # A record of the example model that only a Gentoo penguin fits (the defaults predict Adelie).

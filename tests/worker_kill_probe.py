@@ -138,11 +138,6 @@ def kill_worker_under_load(
     return report
 
 
-def write_report(report: KillReport, path: Path, **extra: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**asdict(report), **extra}, indent=2) + "\n")
-
-
 def main(home: Path) -> None:  # pragma: no cover - a measuring tool
     from tests.helpers import GENTOO, promote, stop_promoted
 

@@ -20,6 +20,13 @@ TITLES = {
     "worker_killed": "Worker killed (kill -9) while 8 callers run",
     "model_refused": "`kit serve` of a model the service refuses",
     "supervisor_killed": "Supervisor killed: `kit status`, `kit stop`, promote again",
+    "soak": "64 callers for 60 s through RemotePredictor (the UI's client)",
+    "hostile_clients": "Big and slow bodies (50 MB, 1 M records, chunked, slow-loris) "
+    "beside a normal caller",
+    "tampered": "Tampered model file on every load path (a pickle that leaves a marker)",
+    "other_host": "Access from another host (a network namespace)",
+    "publish_under_load": "Publish and rollback under a steady stream of requests",
+    "batch_resumed": "A batch killed (kill -9) mid-job and run again",
 }
 
 

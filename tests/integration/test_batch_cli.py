@@ -17,7 +17,7 @@ import pytest
 from model.artifact import ModelStore
 from model.predictor import LocalPredictor
 from model.sampling import parity_records
-from tests.helpers import KIT, ROOT, Promoted, kit_env, run_kit
+from tests.helpers import KIT, ROOT, Promoted, kit_env, run_kit, write_figures
 
 ROWS = 60_000
 BAD: dict[int, tuple[str, Any]] = {
@@ -125,6 +125,16 @@ def test_a_killed_job_resumes_without_losing_or_repeating_rows(
     assert _query(killed_db, REJECTS) == _query(clean_db, REJECTS)
     assert [r[0] for r in _query(killed_db, REJECTS)] == sorted(BAD)
     count = _query(killed_db, "SELECT count(*), count(DISTINCT row_number) FROM predictions")
+    (stored, distinct), expected = count[0], ROWS - len(BAD)
+    write_figures(
+        "batch_resumed",
+        {
+            "rows": ROWS,
+            "killed_after_rows": done,
+            "lost": expected - distinct,
+            "repeated": stored - distinct,
+        },
+    )
     assert count == [(ROWS - len(BAD), ROWS - len(BAD))]
     warned = _query(
         killed_db, "SELECT row_number, warnings FROM predictions WHERE row_number IN (18, 30012)"

@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import psutil
@@ -23,6 +24,7 @@ from tests.helpers import (
     service_leftovers,
     start_kit,
     stop_promoted,
+    write_figures,
 )
 
 pytestmark = pytest.mark.reliability  # `make reliability` runs and reports these
@@ -70,6 +72,16 @@ def test_a_killed_supervisor_is_reported_and_kit_stop_ends_its_orphan(kit_home: 
         run_kit("promote", "--port", str(port), home=kit_home, timeout=300, check=True)
         answer = run_kit("predict", "--json", json.dumps(GENTOO), home=kit_home, check=True)
         assert json.loads(answer.stdout)["label"] == "Gentoo"
+        write_figures(
+            "supervisor_killed",
+            {
+                "orphaned_workers": len(orphans),
+                "kit_status_exit": status.returncode,
+                "orphans_after_kit_stop": 0,
+                "port_free_after_kit_stop": True,
+                "promote_again_on_the_port": "served",
+            },
+        )
     finally:
         run_kit("stop", home=kit_home)
         latest = (
@@ -87,18 +99,15 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-RELIABILITY = Path(__file__).resolve().parents[2] / "test-output" / "reliability"
-
-
 def test_a_killed_worker_is_replaced_by_its_standby_within_5_s(kit_home: Path) -> None:
-    from tests.worker_kill_probe import kill_worker_under_load, service_workers, write_report
+    from tests.worker_kill_probe import kill_worker_under_load, service_workers
 
     promoted = promote(kit_home)
     state = json.loads((kit_home / "state.json").read_text())
     try:
         assert _wait(lambda: len(service_workers(state["service_id"], state["pid"])) == 2)
         report = kill_worker_under_load(promoted.url, GENTOO, state["service_id"], state["pid"])
-        write_report(report, RELIABILITY / "worker_killed.json", goal_s=5.0)
+        write_figures("worker_killed", {**asdict(report), "goal_s": 5.0})
         # Only requests in flight on the killed worker may fail (8 callers: at most 8).
         assert report.failed <= 8, report.failures
         assert report.back_after_s is not None and report.back_after_s < 5.0, report
@@ -150,9 +159,9 @@ def test_a_service_that_cannot_load_its_model_stops_the_whole_server(
         code = server.wait_exit(timeout=90)
     finally:
         server.stop()
-    RELIABILITY.mkdir(parents=True, exist_ok=True)
-    (RELIABILITY / "model_refused.json").write_text(
-        json.dumps({"exit_code": code, "exited_after_s": round(time.monotonic() - started, 2)})
+    write_figures(
+        "model_refused",
+        {"exit_code": code, "exited_after_s": round(time.monotonic() - started, 2)},
     )
     assert code == 3, server.output()
     assert "the service refuses to start" in server.output() and "sha256" in server.output()

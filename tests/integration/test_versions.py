@@ -13,7 +13,7 @@ from app_production.client import RemotePredictor
 from model.artifact import MODEL_FILE
 from model.sampling import parity_records
 from model.schema import ModelSchema
-from tests.helpers import Promoted, promote, run_kit, stop_promoted
+from tests.helpers import Promoted, promote, run_kit, stop_promoted, write_figures
 
 
 @pytest.fixture
@@ -67,6 +67,14 @@ def test_publish_and_rollback_under_steady_load_fail_no_request(two_versions: Pr
     finally:
         stop.set()
         stream.join(30)
+    write_figures(
+        "publish_under_load",
+        {
+            "requests": len(answered) + len(failures),
+            "failed": len(failures),
+            "answering_versions": " → ".join(_transitions(answered)),
+        },
+    )
     assert failures == []
     assert _transitions(answered) == ["v1", "v2", "v1"], "each switch happens exactly once"
     assert len(answered) > 100
