@@ -159,6 +159,18 @@ def start_kit(*args: str, home: Path, log: Path, **env: str) -> ServerProcess:
     return ServerProcess([*KIT, *args], log, kit_env(home, **env))
 
 
+def bentoml_serve(
+    home: Path, service_id: str, log: Path, tag: str = "penguins:v1"
+) -> ServerProcess:
+    """The service as a container runs it: `bentoml serve` of the model in `home`'s BentoML
+    store, no kit in front, on a free loopback port."""
+    env = kit_env(
+        home, BENTOML_HOME=str(home / "bentoml"), KIT_MODEL_TAG=tag, KIT_SERVICE_ID=service_id
+    )
+    command = [sys.executable, "-m", "bentoml", "serve", "app_production.service:ModelService"]
+    return ServerProcess([*command, "--host", "127.0.0.1", "--port", str(free_port())], log, env)
+
+
 def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
     """GET a loopback URL; (status, body) also for error statuses."""
     try:

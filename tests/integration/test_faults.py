@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -16,9 +15,8 @@ import pytest
 
 from tests.helpers import (
     GENTOO,
-    ServerProcess,
+    bentoml_serve,
     free_port,
-    kit_env,
     promote,
     run_kit,
     service_leftovers,
@@ -144,16 +142,7 @@ def test_a_service_that_cannot_load_its_model_stops_the_whole_server(
     server, exit 3, instead of a restart every few seconds forever."""
     _tamper_store_copy(kit_home)
     service_id = "refusal-test"
-    env = kit_env(
-        kit_home,
-        BENTOML_HOME=str(kit_home / "bentoml"),
-        KIT_MODEL_TAG="penguins:v1",
-        KIT_SERVICE_ID=service_id,
-    )
-    command = [sys.executable, "-m", "bentoml", "serve", "app_production.service:ModelService"]
-    server = ServerProcess(
-        [*command, "--host", "127.0.0.1", "--port", str(free_port())], tmp_path / "b.log", env
-    )
+    server = bentoml_serve(kit_home, service_id, tmp_path / "b.log")
     started = time.monotonic()
     try:
         code = server.wait_exit(timeout=90)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.exposure import gradio_get_paths, leaks, model_words
 from tests.helpers import (
     GENTOO,
     ROOT,
@@ -195,13 +196,7 @@ def secret_words(trained_home: Path, password: str) -> list[str]:
     classes, its titles, and the testers' password."""
     from model.predictor import LocalPredictor
 
-    info = LocalPredictor.from_home(trained_home).info()
-    schema = info.model_schema
-    words = [info.name, info.title, *schema.feature_names, *(schema.classes or []), password]
-    if schema.title:
-        words.append(schema.title)
-    for feature in schema.features:
-        words.extend(str(choice) for choice in (feature.choices or []))
+    words = [*model_words(LocalPredictor.from_home(trained_home)), password]
     assert {"island", "bill_length_mm", "Biscoe", "Gentoo", "penguins"} <= set(words)
     return sorted(set(words))
 
@@ -249,36 +244,11 @@ def listening(addr: str, port: int) -> bool:
         return sock.connect_ex((addr, port)) == 0
 
 
-def leaks(body: str, words: list[str]) -> list[str]:
-    return [w for w in words if re.search(rf"(?<![A-Za-z]){re.escape(w)}", body)]
-
-
 def shown(answer: dict[str, Any]) -> str:
     """An answer as a failure message shows it."""
     if answer["status"] is None:
         return f"no answer: {answer['error']}"
     return f"{answer['status']}: {answer['body'][:300]!r}"
-
-
-def gradio_get_paths(launched: Launched) -> list[str]:
-    """Every GET route the demo registers, path parameters filled with a dummy value."""
-    from starlette.routing import Mount, Route
-
-    def routes(found: list[Any], prefix: str = "") -> Iterator[tuple[str, set[str]]]:
-        for route in found:
-            included = getattr(route, "original_router", None)  # FastAPI includes lazily
-            if included is not None:
-                yield from routes(included.routes, prefix + route.include_context.prefix)
-            elif isinstance(route, Route):
-                yield prefix + route.path, set(route.methods or ())
-            elif isinstance(route, Mount):
-                yield prefix + route.path + "/x", {"GET"}
-
-    paths = {"/", "/manifest.json", "/config", "/gradio_api/info", "/gradio_api/openapi.json"}
-    for path, methods in routes(launched.demo.app.routes):
-        if "GET" in methods:
-            paths.add(re.sub(r"\{[^}]*\}", "x", path) or "/")
-    return sorted(paths)
 
 
 def streamlit_elements(frames: list[dict[str, Any]]) -> list[str]:

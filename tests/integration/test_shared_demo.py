@@ -13,14 +13,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from gradio_client import Client
-from starlette.routing import Mount, Route
 
 from app_prototype.gradio_app import Launched, launch
 from model.predictor import LocalPredictor
+from tests.exposure import gradio_get_paths, leaks, model_words
 from tests.helpers import GENTOO, free_port, http_get
 
 pytestmark = pytest.mark.reliability  # `make reliability` runs and reports these
@@ -50,51 +49,13 @@ def shared(predictor: LocalPredictor, password: str) -> Iterator[Launched]:
         launched.demo.close()
 
 
-def _secrets_of(predictor: LocalPredictor) -> list[str]:
-    """What must not be readable without credentials: the model, its features and choices,
-    its classes, its titles."""
-    info = predictor.info()
-    schema = info.model_schema
-    words = [info.name, info.title, *schema.feature_names, *(schema.classes or [])]
-    if schema.title:
-        words.append(schema.title)
-    for feature in schema.features:
-        words.extend(str(choice) for choice in (feature.choices or []))
-    return sorted(set(words))
-
-
-def _leaks(body: str, secret_words: list[str]) -> list[str]:
-    return [w for w in secret_words if re.search(rf"(?<![A-Za-z]){re.escape(w)}", body)]
-
-
-def _routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, set[str]]]:
-    """(path, methods) of routes, into included routers (FastAPI includes them lazily)."""
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from _routes(included.routes, prefix + route.include_context.prefix)
-        elif isinstance(route, Route):
-            yield prefix + route.path, set(route.methods or ())
-        elif isinstance(route, Mount):
-            yield prefix + route.path + "/x", {"GET"}
-
-
-def _get_paths(launched: Launched) -> list[str]:
-    """Every GET route the app registers, path parameters filled with a dummy value."""
-    paths = {"/", "/manifest.json", "/config", "/gradio_api/info", "/gradio_api/openapi.json"}
-    for path, methods in _routes(launched.demo.app.routes):
-        if "GET" in methods:
-            paths.add(re.sub(r"\{[^}]*\}", "x", path) or "/")
-    return sorted(paths)
-
-
 def test_nothing_about_the_model_is_readable_without_credentials(
     shared: Launched, predictor: LocalPredictor
 ) -> None:
-    secret_words = _secrets_of(predictor)
+    secret_words = model_words(predictor)
     assert {"island", "bill_length_mm", "Biscoe", "Gentoo"} <= set(secret_words)
     base = shared.local_url.rstrip("/")
-    paths = _get_paths(shared)
+    paths = gradio_get_paths(shared)
     assert len(paths) > 20, paths  # the enumeration found Gradio's routes
     leaked: dict[str, list[str]] = {}
     answered: dict[str, int] = {}
@@ -104,7 +65,7 @@ def test_nothing_about_the_model_is_readable_without_credentials(
         except TimeoutError:  # a stream (server-sent events) was opened for us
             status, body = 0, ""
         answered[path] = status
-        if found := _leaks(body, secret_words):
+        if found := leaks(body, secret_words):
             leaked[path] = found
     assert leaked == {}, leaked
     for path in ("/config", "/gradio_api/info", "/gradio_api/openapi.json"):

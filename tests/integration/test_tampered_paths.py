@@ -26,8 +26,8 @@ from tests.helpers import (
     GENTOO,
     Promoted,
     ServerProcess,
+    bentoml_serve,
     free_port,
-    kit_env,
     promote,
     run_kit,
     service_leftovers,
@@ -223,16 +223,7 @@ def test_the_service_itself_with_a_tampered_store_copy(
     marker = tmp_path / "unpickled"
     _tamper(store_copy / STORE_COPY.format(version="v1"), marker)
     service_id = "tampered-paths"
-    env = kit_env(
-        store_copy,
-        BENTOML_HOME=str(store_copy / "bentoml"),
-        KIT_MODEL_TAG="penguins:v1",
-        KIT_SERVICE_ID=service_id,
-    )
-    command = [sys.executable, "-m", "bentoml", "serve", "app_production.service:ModelService"]
-    server = ServerProcess(
-        [*command, "--host", "127.0.0.1", "--port", str(free_port())], tmp_path / "b.log", env
-    )
+    server = bentoml_serve(store_copy, service_id, tmp_path / "b.log")
     code = _answer(server)
     assert not service_leftovers(server.proc.pid, service_id)
     answers.check(
