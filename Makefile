@@ -36,11 +36,19 @@ demo: $(STAMP) ## Train the example model if needed, then open the Gradio demo
 	@$(BIN)/kit status >/dev/null 2>&1 || $(BIN)/kit train
 	$(BIN)/kit demo $(DEMO_ARGS)
 
-browser: ## Install Debian's Chromium (browser tests) and iproute2 (the other-host tests), as root
-	@test -x $(CHROMIUM) -a -x /usr/sbin/ip || { \
+# Debian packages the tests start for real: Chromium (browser tests), iproute2 (another host in a
+# network namespace), podman/buildah and friends (images built and run; a base made by debootstrap).
+DEBIAN_PACKAGES := chromium iproute2 podman buildah skopeo debootstrap uidmap fuse-overlayfs \
+  slirp4netns containernetworking-plugins catatonit runc
+
+debian: ## Install the Debian packages the tests use (Chromium, iproute2, podman, buildah...), as root
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium iproute2 >/dev/null; }
-	@$(CHROMIUM) --version
+	  echo "apt-get install $$missing"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@$(CHROMIUM) --version 2>/dev/null
 
 lint: $(DEV_STAMP) ## ruff + mypy
 	$(BIN)/ruff check .
@@ -50,7 +58,7 @@ lint: $(DEV_STAMP) ## ruff + mypy
 spark: $(STAMP) ## Install the optional Spark engine of kit batch (pyspark; Java 17 needed)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python "$(SPARK)"
 
-test: $(DEV_STAMP) browser spark lint ## Run every test (unit, integration, browser); sets itself up
+test: $(DEV_STAMP) debian spark lint ## Run every test (unit, integration, browser, images); sets itself up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 reliability: $(DEV_STAMP) ## The fault, bad-input and security tests, then their figures (scripts/reliability/results)
@@ -71,4 +79,4 @@ lock: ## Re-resolve both locks from pyproject.toml (the runtime one at the dev o
 clean: ## Remove the venv, caches and test output (not your models in .kit/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output
 
-.PHONY: help install install-dev reliability demo browser spark lint test bench lock clean
+.PHONY: help install install-dev reliability demo debian spark lint test bench lock clean

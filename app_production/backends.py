@@ -95,9 +95,12 @@ def open_predictor(backend: Backend, settings: KitSettings, say: Say | None = No
     """`local`: the current artifact in-process. `remote`: the service `kit promote` started,
     if it answers with the current model. `auto`: remote when a service was promoted (and not
     stopped) and answers with the current model, else local; when it answers with another
-    model, `say` (default: stderr) gets one line saying so."""
+    model, `say` (default: stderr) gets one line saying so. With KIT_SERVICE_URL set, `remote`
+    and `auto` call that service (where no state file exists: a container)."""
     from model.predictor import LocalPredictor
 
+    if backend != "local" and settings.service_url:  # KIT_SERVICE_URL (the UI image): no state
+        return _remote_at(settings.service_url, settings)
     state = read_state(settings)
     if backend == "local" or (backend == "auto" and state is None):
         return LocalPredictor.from_home(settings.home)
@@ -133,6 +136,20 @@ def _remote(state: ServiceState, settings: KitSettings) -> RemotePredictor:
 
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     return RemotePredictor(state.url, api_key=api_key, resolve_url=current_url)
+
+
+def _remote_at(url: str, settings: KitSettings) -> RemotePredictor:
+    """The service at KIT_SERVICE_URL, once it answers /readyz (the UI needs its schema)."""
+    from app_production.client import RemotePredictor
+    from app_production.state import is_ready
+
+    if not is_ready(url):
+        raise ServiceUnavailable(
+            f"the model service at {url} (KIT_SERVICE_URL) is not answering /readyz: start it, "
+            "or set KIT_SERVICE_URL to its address"
+        )
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    return RemotePredictor(url, api_key=api_key)
 
 
 def service_report(settings: KitSettings) -> dict[str, object] | None:

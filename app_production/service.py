@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -37,6 +38,21 @@ from model.schema import SCHEMA_FORMAT, ModelSchema, upgrade_schema
 
 if TYPE_CHECKING:
     from model.predictor import LocalPredictor
+
+# A container listens beyond loopback (`kit build` sets KIT_REQUIRE_API_KEY=true in the image):
+# there, as `kit serve --host` does, no key means no start, with the reason on one line.
+_TRUE = ("1", "true", "yes", "on")
+if os.environ.get("KIT_REQUIRE_API_KEY", "").strip().lower() in _TRUE and not (
+    os.environ.get("KIT_API_KEY", "").strip()
+):
+    print(
+        "error: refusing to start: KIT_REQUIRE_API_KEY is set (this service listens beyond "
+        "loopback) but KIT_API_KEY is empty: pass the key in the environment "
+        "(e.g. `podman run -e KIT_API_KEY ...`)",
+        file=sys.stderr,
+        flush=True,
+    )
+    raise SystemExit(2)
 
 MODEL_TAG = os.environ.get("KIT_MODEL_TAG", "")
 if not MODEL_TAG:

@@ -34,6 +34,11 @@ class KitSettings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description="API key the model service requires (and the client sends)."
     )
+    service_url: str | None = Field(
+        default=None,
+        description="URL of the model service for the remote backend (e.g. in the UI image); "
+        "when set, the state file of `kit promote` is not read.",
+    )
     lan_host: str = Field(
         default="0.0.0.0",  # noqa: S104 - sharing on the LAN is the point, and requires auth
         description="Address the demo binds when it is shared on the local network.",
@@ -47,6 +52,16 @@ class KitSettings(BaseSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         return value
+
+    @field_validator("service_url")
+    @classmethod
+    def _service_url_is_http(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # `KIT_SERVICE_URL=` is no URL: the state file decides, as without it
+        url = value.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"KIT_SERVICE_URL must start with http:// or https://, got {url!r}")
+        return url
 
     @field_validator("auth")
     @classmethod

@@ -304,6 +304,8 @@ def demo(
 from scripts import (  # noqa: E402, F401
     annotate_commands,
     batch_commands,
+    build_commands,
+    deploy_commands,
     model_commands,
     service_commands,
 )
