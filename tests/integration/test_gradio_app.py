@@ -16,7 +16,7 @@ from app_prototype.gradio_app import Launched, build_demo, launch
 from model.errors import ServiceUnavailable
 from model.predictor import LocalPredictor, ModelInfo, Prediction
 from model.schema import Record
-from tests.helpers import GENTOO, declare_limits, free_port, http_get
+from tests.helpers import BODY_MASS, GENTOO, declare_limits, free_port, http_get
 
 SERVICE = "http://127.0.0.1:3411"
 
@@ -127,14 +127,7 @@ def test_a_regression_model_shows_a_value_read_only_and_rounded(regression_home:
     predictor = LocalPredictor.from_home(regression_home)
     launched = launch(predictor, port=free_port(), say=lambda _: None)
     try:
-        record = {
-            "species": "Gentoo",
-            "island": "Biscoe",
-            "sex": "male",
-            "bill_length_mm": 47.5,
-            "bill_depth_mm": 15.0,
-            "flipper_length_mm": 217.0,
-        }
+        record = BODY_MASS
         value, summary, raw = _client(launched.local_url).predict(**record, api_name="/predict")
         expected = predictor.predict([record])[0]
         assert raw == expected.to_json() and set(raw) == {"value", "model_version"}
