@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from app_production.private_files import open_private_log
-from app_production.promote import Reporter, _tail
+from app_production.promote import Reporter, log_tail
 from model.artifact import ModelStore
 from model.errors import KitError, UsageError
 from model.settings import PACKAGE_ROOT, KitSettings
@@ -377,5 +377,5 @@ def _check_call(
         )
     if result.returncode != 0:
         raise BuildFailed(
-            f"{what} exited {result.returncode}; the end of its log ({log}):\n{_tail(str(log))}"
+            f"{what} exited {result.returncode}; the end of its log ({log}):\n{log_tail(str(log))}"
         )

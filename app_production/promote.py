@@ -246,11 +246,11 @@ def wait_ready(state: ServiceState, timeout: float = READY_TIMEOUT_S) -> None:
             or psutil.Process(state.pid).status() == psutil.STATUS_ZOMBIE
         ):
             raise PromoteFailed(
-                f"the service exited before it was ready; its log:\n{_tail(state.log)}"
+                f"the service exited before it was ready; its log:\n{log_tail(state.log)}"
             )
         time.sleep(0.1)
     raise PromoteFailed(
-        f"/readyz did not answer 200 within {timeout:.0f} s; its log:\n{_tail(state.log)}"
+        f"/readyz did not answer 200 within {timeout:.0f} s; its log:\n{log_tail(state.log)}"
     )
 
 
@@ -286,7 +286,8 @@ def _key(settings: KitSettings) -> str | None:
     return settings.api_key.get_secret_value() if settings.api_key else None
 
 
-def _tail(path: str, lines: int = 15) -> str:
+def log_tail(path: str, lines: int = 15) -> str:
+    """The last lines of a log, for an error message ("(no log)" when it cannot be read)."""
     try:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
     except OSError:
