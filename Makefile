@@ -37,9 +37,10 @@ demo: $(STAMP) ## Train the example model if needed, then open the Gradio demo
 	$(BIN)/kit demo $(DEMO_ARGS)
 
 # Debian packages the tests start for real: Chromium (browser tests), iproute2 (another host in a
-# network namespace), podman/buildah and friends (images built and run; a base made by debootstrap).
+# network namespace), podman/buildah and friends (images built and run; a base made by debootstrap),
+# nats-server (the broker channel of model versions).
 DEBIAN_PACKAGES := chromium iproute2 podman buildah skopeo debootstrap uidmap fuse-overlayfs \
-  slirp4netns containernetworking-plugins catatonit runc
+  slirp4netns containernetworking-plugins catatonit runc nats-server
 
 debian: ## Install the Debian packages the tests use (Chromium, iproute2, podman, buildah...), as root
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
