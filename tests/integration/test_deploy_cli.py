@@ -43,23 +43,34 @@ folder = artifact.ModelStore(Path(sys.argv[1])).current()
 print(build_bento(save_to_store(folder, artifact.verify(folder)), folder.parent.name).tag)
 """
 # A pod's filesystem, made with mounts: everything read-only but the emptyDirs (tmpfs); the
-# Bento at /mnt/bento (the image's $BENTO_PATH); the interpreter readable by the pod's user.
+# Bento at /mnt/bento (the image's $BENTO_PATH); the interpreter and the venv readable by the
+# pod's user even where they live in a folder it may not enter (pyenv in /root, a clone in a
+# 0700 temp folder): that folder is covered by an empty tmpfs with only them mounted back.
+# KIT_TEST_KEEP: lines "HIDDEN-ANCESTOR KEPT-FOLDER".
 READ_ONLY_POD = """
 set -euo pipefail
 mount --make-rprivate /
 mount -t tmpfs tmpfs /mnt
-mkdir /mnt/bento /mnt/python
+mkdir /mnt/bento
 mount --bind "$KIT_TEST_BENTO" /mnt/bento
-if [ -n "$KIT_TEST_HIDDEN" ]; then
-  mount --bind "$KIT_TEST_PYTHON" /mnt/python
-  mount -t tmpfs -o mode=755 tmpfs "$KIT_TEST_HIDDEN"
-  mkdir -p "$KIT_TEST_PYTHON"
-  mount --bind /mnt/python "$KIT_TEST_PYTHON"
-  mount -o remount,bind,ro "$KIT_TEST_PYTHON"
-  mount -o remount,bind,ro "$KIT_TEST_HIDDEN"
-fi
+hiddens=$(cut -s -d' ' -f1 <<< "$KIT_TEST_KEEP" | sort -u)
+i=0
+while read -r hidden kept; do  # put the kept folders aside before their ancestor is covered
+  [ -n "$hidden" ] || continue
+  mkdir "/mnt/keep$i" && mount --bind "$kept" "/mnt/keep$i" && i=$((i+1))
+done <<< "$KIT_TEST_KEEP"
+for hidden in $hiddens; do mount -t tmpfs -o mode=755 tmpfs "$hidden"; done
 for m in /mnt/bento /mnt /; do mount -o remount,bind,ro "$m"; done
 for d in $KIT_TEST_EMPTY_DIRS; do mount -t tmpfs -o size=256m,mode=1777 tmpfs "$d"; done
+i=0
+while read -r hidden kept; do  # then back, read-only (under an emptyDir too, e.g. /tmp)
+  [ -n "$hidden" ] || continue
+  mkdir -p "$kept" && mount --bind "/mnt/keep$i" "$kept" && i=$((i+1))
+  mount -o remount,bind,ro "$kept"
+done <<< "$KIT_TEST_KEEP"
+for hidden in $hiddens; do
+  if mountpoint -q "$hidden"; then mount -o remount,bind,ro "$hidden"; fi
+done
 cd /mnt/bento/src
 exec setpriv --reuid "$KIT_TEST_UID" --regid "$KIT_TEST_UID" --clear-groups -- "$@"
 """
@@ -232,19 +243,19 @@ def _pod_run(
     env.update({e["name"]: key for e in container["env"] if "valueFrom" in e})  # the Secret's
     bento_yaml = yaml.safe_load((bento / "bento.yaml").read_text())
     env.update({e["name"]: e["value"] for e in bento_yaml["envs"]})  # the image's ENV lines
-    python = Path(sys.base_prefix).resolve()
-    hidden = _hidden_ancestor(python / "bin")
-    venv = Path(sys.prefix)
-    if _hidden_ancestor(venv / "bin") is not None:
-        pytest.fail(f"the venv {venv} is in a folder other users cannot enter: move it")
+    python, venv = Path(sys.base_prefix).resolve(), Path(sys.prefix)
+    keep = [
+        f"{hidden} {folder}"
+        for folder in (python, venv)
+        if (hidden := _hidden_ancestor(folder / "bin")) is not None
+    ]
     env.update(
         PATH=f"{venv / 'bin'}:/usr/bin:/bin",
         HOME="/home/bentoml",  # the image user's (it does not exist here: read-only anyway)
         BENTOML_CONTAINERIZED="true",
         BENTOML_DO_NOT_TRACK="True",
         KIT_TEST_BENTO=str(bento),
-        KIT_TEST_PYTHON=str(python) if hidden else "",
-        KIT_TEST_HIDDEN=str(hidden or ""),
+        KIT_TEST_KEEP="\n".join(keep),
         KIT_TEST_EMPTY_DIRS=" ".join(empty_dirs),
         KIT_TEST_UID=str(pod["securityContext"]["runAsUser"]),
     )
