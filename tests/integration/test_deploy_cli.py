@@ -54,23 +54,27 @@ mount -t tmpfs tmpfs /mnt
 mkdir /mnt/bento
 mount --bind "$KIT_TEST_BENTO" /mnt/bento
 hiddens=$(cut -s -d' ' -f1 <<< "$KIT_TEST_KEEP" | sort -u)
+keep_back() {  # the kept folders, read-only, where they are not (or no longer) visible
+  local i=0 hidden kept
+  while read -r hidden kept; do
+    [ -n "$hidden" ] || continue
+    if [ ! -e "$kept/bin" ]; then
+      mkdir -p "$kept" && mount --bind "/mnt/keep$i" "$kept" && mount -o remount,bind,ro "$kept"
+    fi
+    i=$((i+1))
+  done <<< "$KIT_TEST_KEEP"
+}
 i=0
 while read -r hidden kept; do  # put the kept folders aside before their ancestor is covered
   [ -n "$hidden" ] || continue
   mkdir "/mnt/keep$i" && mount --bind "$kept" "/mnt/keep$i" && i=$((i+1))
 done <<< "$KIT_TEST_KEEP"
 for hidden in $hiddens; do mount -t tmpfs -o mode=755 tmpfs "$hidden"; done
+keep_back
+for hidden in $hiddens; do mount -o remount,bind,ro "$hidden"; done
 for m in /mnt/bento /mnt /; do mount -o remount,bind,ro "$m"; done
 for d in $KIT_TEST_EMPTY_DIRS; do mount -t tmpfs -o size=256m,mode=1777 tmpfs "$d"; done
-i=0
-while read -r hidden kept; do  # then back, read-only (under an emptyDir too, e.g. /tmp)
-  [ -n "$hidden" ] || continue
-  mkdir -p "$kept" && mount --bind "/mnt/keep$i" "$kept" && i=$((i+1))
-  mount -o remount,bind,ro "$kept"
-done <<< "$KIT_TEST_KEEP"
-for hidden in $hiddens; do
-  if mountpoint -q "$hidden"; then mount -o remount,bind,ro "$hidden"; fi
-done
+keep_back  # again: an emptyDir (/tmp) may cover one of them
 cd /mnt/bento/src
 exec setpriv --reuid "$KIT_TEST_UID" --regid "$KIT_TEST_UID" --clear-groups -- "$@"
 """
