@@ -40,7 +40,14 @@ from nats.aio.client import Client
 from nats.js.object_store import ObjectStore
 
 from app_production.channel import Channel
-from app_production.channel_protocol import ChannelBackend, ReplicaState, split_tag, stamped
+from app_production.channel_protocol import (
+    ChannelBackend,
+    PublishConflict,
+    ReplicaState,
+    check_after,
+    split_tag,
+    stamped,
+)
 from model import artifact
 from model.errors import ArtifactError, ServiceUnavailable, UsageError
 
@@ -118,8 +125,11 @@ class NatsChannel:
             latest = self._latest
         return None if latest is None else replace(latest, history=list(latest.history))
 
-    def publish(self, record: Channel, folder: Path | None = None) -> Channel:
-        """Store the artifact of `folder` if it is not there yet, then record the version."""
+    def publish(
+        self, record: Channel, folder: Path | None = None, after: str | None = None
+    ) -> Channel:
+        """Store the artifact of `folder` if it is not there yet, then record the version
+        (compare-and-set on the key's revision: a publish meanwhile raises PublishConflict)."""
         if split_tag(record.model)[0] != self.model:
             raise UsageError(f"{record.model} is not a version of {self.model}")
         manifest = artifact.verify(folder) if folder is not None else None
@@ -127,9 +137,9 @@ class NatsChannel:
             raise UsageError(
                 f"{folder} holds {manifest.name}:{manifest.version}, not {record.model}"
             )
-        published = stamped(record)
-        self._run(self._publish(published, folder, manifest), "publish", TRANSFER_TIMEOUT_S)
-        return published
+        return self._run(
+            self._publish(record, folder, manifest, after), "publish", TRANSFER_TIMEOUT_S
+        )
 
     def fetch(self, tag: str, into: Path) -> Path:
         """`into/<name>/<version>`, downloaded (once) and verified against its manifest's sha256."""
@@ -339,9 +349,16 @@ class NatsChannel:
         return found
 
     async def _publish(
-        self, record: Channel, folder: Path | None, manifest: artifact.Manifest | None
-    ) -> None:
+        self,
+        record: Channel,
+        folder: Path | None,
+        manifest: artifact.Manifest | None,
+        after: str | None,
+    ) -> Channel:
         self._require_connection("publish")
+        where = f"the channel of {self.model} at {self.url}"
+        revision, current = await self._current()
+        check_after(current, after, where)
         stored = await self._stored_manifest(record.model)
         if manifest is not None and folder is not None:
             if stored is not None and stored.sha256 != manifest.sha256:
@@ -358,7 +375,22 @@ class NatsChannel:
             raise ArtifactError(
                 f"{record.model} is not on the broker at {self.url}: publish it from its folder"
             )
-        await self._models.put(self.model, json.dumps(asdict(record)).encode())
+        published = stamped(record, (manifest or stored).sha256)  # type: ignore[union-attr]
+        try:
+            await self._models.update(self.model, json.dumps(asdict(published)).encode(), revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            raise PublishConflict(where) from None  # written between the read and this write
+        return published
+
+    async def _current(self) -> tuple[int, Channel | None]:
+        """The key's revision (0: never written) and its record, read from the broker."""
+        try:
+            entry = await self._models.get(self.model)
+        except nats.js.errors.KeyDeletedError as exc:
+            return (exc.entry.revision or 0) if exc.entry else 0, None
+        except nats.js.errors.KeyNotFoundError:
+            return 0, None
+        return entry.revision or 0, _record(entry.value or b"")
 
     async def _stored_manifest(self, tag: str) -> artifact.Manifest | None:
         try:

@@ -8,7 +8,12 @@ Layout (paths relative to the output folder)::
     base/service/  Deployment, Service (80 → 3000), HorizontalPodAutoscaler, PodDisruptionBudget
     base/ui/       Deployment, Service (80 → the UI's port), Ingress (with --host)
     base/kserve/   InferenceService (with --kserve): the same image as a custom predictor
+    base/channel/  with --channel in-cluster: a NATS JetStream broker (StatefulSet, 1 replica),
+                   its headless Service and the Service the replicas reach it by (4222)
     overlays/dev/  overlays/prod/  overlays/kserve/ (with --kserve: UI + InferenceService)
+
+With a channel (--channel), every service replica follows the model version published to a
+NATS broker (KIT_CHANNEL_URL; KIT_REPLICA_ID, its pod's name, says who serves what).
 
 Secrets are referenced, never written: their values are made by the `kubectl create secret`
 commands of `kustomize.secret_commands`, so no value is ever on disk.
@@ -35,6 +40,21 @@ KSERVE_REASON = (
     "The kit's own image, not KServe's stock scikit-learn runtime: that runtime pins an older "
     "scikit-learn than the kit's artifacts are saved with, and would not serve the kit's API."
 )
+IN_CLUSTER = "in-cluster"  # --channel in-cluster: the broker is written into the base
+NATS_IMAGE = "nats:2.10-alpine"  # its entrypoint runs nats-server when the arguments are flags
+NATS_UID = 1000  # any non-root user: nats-server writes only to its volume (fsGroup)
+CHANNEL_PORT, MONITOR_PORT = 4222, 8222  # NATS' client and monitoring (/healthz) ports
+CHANNEL_DATA = "/data"  # JetStream's store: the StatefulSet's volume
+# The broker's volume. To change it, edit volumeClaimTemplates in base/channel/statefulset.yaml
+# (or patch it in an overlay) before the first apply: a StatefulSet's claim templates cannot
+# change afterwards; then resize the PVC data-<StatefulSet>-0 itself, if its StorageClass
+# allows expansion.
+CHANNEL_STORAGE = "1Gi"
+# Each pod's /tmp (BENTOML_HOME is there). Without a channel it holds BentoML's own files only
+# (the model is read from the image): 256Mi. With one, it also holds every version downloaded
+# from the broker (its model file and BentoML's copy of it): 1Gi leaves room for a few. Only
+# with a channel, so the manifests without one stay as they were.
+TMP_LIMIT, CHANNEL_TMP_LIMIT = "256Mi", "1Gi"
 
 
 def object_prefix(model: str) -> str:
@@ -57,6 +77,10 @@ class DeploySpec:
     namespaces `penguins-dev` and `penguins` (and `penguins-kserve`). The UI reaches the
     service by its short cluster DNS name (`http://penguins-service`): it resolves in the
     pod's own namespace, so an overlay's `namespace:` needs no second edit.
+
+    `channel`: None (the service serves its image's model), `IN_CLUSTER` (a broker in the base,
+    reached the same way: `nats://penguins-channel:4222`), or an existing broker's URL
+    (nats://HOST:PORT, checked by the CLI with broker_channel.broker_address).
     """
 
     model: str
@@ -65,6 +89,7 @@ class DeploySpec:
     ui: UiKind = "gradio"
     host: str | None = None
     kserve: bool = False
+    channel: str | None = None
     app: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +118,27 @@ class DeploySpec:
     @property
     def predictor_service(self) -> str:
         return f"{self.app}-predictor"  # the Service KServe's Standard mode makes
+
+    @property
+    def channel_url(self) -> str | None:
+        """The service's KIT_CHANNEL_URL (None: no channel)."""
+        if self.channel == IN_CLUSTER:
+            return f"nats://{self.channel_service}:{CHANNEL_PORT}"
+        return self.channel
+
+    @property
+    def channel_service(self) -> str:
+        return f"{self.app}-channel"  # the Service the replicas (and port-forward) reach it by
+
+    @property
+    def channel_statefulset(self) -> str:
+        # Its pods carry the label controller-revision-hash=NAME-HASH (at most 63 characters,
+        # the hash up to 10): a name of at most 52.
+        return f"{self.app[: 52 - len('-channel')].rstrip('-')}-channel"
+
+    @property
+    def channel_headless(self) -> str:
+        return f"{self.channel_statefulset}-headless"  # the StatefulSet's serviceName
 
     def namespace(self, overlay: str) -> str:
         return self.app if overlay == "prod" else f"{self.app}-{overlay}"
@@ -165,7 +211,6 @@ CONTAINER_SECURITY: Doc = {
     "readOnlyRootFilesystem": True,  # writes go to the emptyDir at /tmp
     "capabilities": {"drop": ["ALL"]},
 }
-TMP_VOLUME: Doc = {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}
 TMP_MOUNT: Doc = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - an emptyDir of the pod
 
 
@@ -187,6 +232,7 @@ def service_container(spec: DeploySpec, name: str = "service") -> Doc:
             _secret_env("KIT_API_KEY", spec.api_key_secret),
             {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},  # noqa: S108
             {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+            *_channel_env(spec),
         ],
         "startupProbe": startup,
         "readinessProbe": _probe(READY_PATH, SERVICE_PORT, period=5, failures=2),
@@ -198,20 +244,35 @@ def service_container(spec: DeploySpec, name: str = "service") -> Doc:
     }
 
 
-def _pod(container: Doc, uid: int) -> Doc:
+def _channel_env(spec: DeploySpec) -> list[Doc]:
+    """The broker to follow and this replica's id (its pod's name): none without a channel."""
+    if spec.channel_url is None:
+        return []
+    pod_name = {"fieldRef": {"fieldPath": "metadata.name"}}
+    return [
+        {"name": "KIT_CHANNEL_URL", "value": spec.channel_url},
+        {"name": "KIT_REPLICA_ID", "valueFrom": pod_name},
+    ]
+
+
+def service_tmp_limit(spec: DeploySpec) -> str:
+    return TMP_LIMIT if spec.channel is None else CHANNEL_TMP_LIMIT
+
+
+def _pod(container: Doc, uid: int, tmp_limit: str = TMP_LIMIT) -> Doc:
     return {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": _pod_security(uid),
         "containers": [container],
-        "volumes": [TMP_VOLUME],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": tmp_limit}}],
     }
 
 
 def deployment(spec: DeploySpec, component: str, container: Doc, uid: int, replicas: int) -> Doc:
     name = f"{spec.app}-{component}"
     template_labels = {**labels(spec, component), "app.kubernetes.io/version": spec.version}
-    pod = _pod(container, uid)
+    pod = _pod(container, uid, service_tmp_limit(spec) if component == "service" else TMP_LIMIT)
     if component == "service":  # spread the replicas over nodes where the cluster can
         pod["topologySpreadConstraints"] = [
             {
@@ -329,7 +390,7 @@ def inference_service(spec: DeploySpec) -> Doc:
     """The service image as a KServe custom predictor: Standard mode (no Knative), HPA on CPU."""
     container = service_container(spec, name="kserve-container")
     container["ports"] = [{"containerPort": SERVICE_PORT, "protocol": "TCP"}]
-    pod = _pod(container, SERVICE_UID)
+    pod = _pod(container, SERVICE_UID, service_tmp_limit(spec))
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
@@ -351,3 +412,68 @@ def inference_service(spec: DeploySpec) -> Doc:
             }
         },
     }
+
+
+def channel_container(spec: DeploySpec) -> Doc:
+    """NATS with JetStream, storing in its volume, monitoring (/healthz) on MONITOR_PORT."""
+    return {
+        "name": "nats",
+        "image": NATS_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["-js", "-sd", CHANNEL_DATA, "-m", str(MONITOR_PORT)],
+        "ports": [
+            {"name": "client", "containerPort": CHANNEL_PORT, "protocol": "TCP"},
+            {"name": "monitor", "containerPort": MONITOR_PORT, "protocol": "TCP"},
+        ],
+        "env": [{"name": "GOMEMLIMIT", "value": "450MiB"}],  # Go's GC keeps it under the limit
+        # /healthz answers 200 once JetStream is up (it reads its store back at a start)
+        "startupProbe": _probe("/healthz", MONITOR_PORT, period=2, failures=30),
+        "readinessProbe": _probe("/healthz", MONITOR_PORT, period=5, failures=2),
+        "livenessProbe": _probe("/healthz", MONITOR_PORT, period=10, failures=3, timeout=3),
+        # Not measured: a few model versions in the object store, streamed through in chunks.
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "1000m", "memory": "512Mi"},
+        },
+        "securityContext": CONTAINER_SECURITY,  # its only writes: JetStream's store, the volume
+        "volumeMounts": [{"name": "data", "mountPath": CHANNEL_DATA}],
+    }
+
+
+def channel_statefulset(spec: DeploySpec) -> Doc:
+    """The broker: one server (several would need a JetStream cluster: routes, 3 replicas)."""
+    pod = _pod(channel_container(spec), NATS_UID)
+    del pod["volumes"]  # its volume is the claim's
+    claim = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": CHANNEL_STORAGE}},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _meta(spec, spec.channel_statefulset, "channel"),
+        "spec": {
+            "replicas": 1,
+            "serviceName": spec.channel_headless,
+            "selector": {"matchLabels": selector(spec, "channel")},
+            "template": {"metadata": {"labels": labels(spec, "channel")}, "spec": pod},
+            "volumeClaimTemplates": [{"metadata": _meta(spec, "data", "channel"), "spec": claim}],
+        },
+    }
+
+
+def channel_services(spec: DeploySpec) -> tuple[Doc, Doc]:
+    """The Service the replicas reach the broker by, and the StatefulSet's headless one."""
+    port = {"name": "client", "port": CHANNEL_PORT, "targetPort": CHANNEL_PORT, "protocol": "TCP"}
+
+    def made(name: str, kind: Doc) -> Doc:
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(spec, name, "channel"),
+            "spec": {**kind, "selector": selector(spec, "channel"), "ports": [port]},
+        }
+
+    return made(spec.channel_service, {"type": "ClusterIP"}), made(
+        spec.channel_headless, {"clusterIP": "None"}
+    )

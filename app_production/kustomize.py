@@ -5,6 +5,7 @@ Every value a user must change is a named field of an overlay's kustomization.ya
 its header: `namespace`, `images` (registry and tag), `replicas` and the HPA's bounds (a patch
 named for them), and, with --host, the Ingress host (`configMapGenerator` kit-deploy-settings,
 copied into the Ingress by `replacements`; the ConfigMap is local config: never applied).
+With --channel in-cluster, the broker's image is one of the `images` too.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def _replace(kind: str, name: str, values: dict[str, Any]) -> Doc:
 
 def _images(spec: DeploySpec) -> list[Doc]:
     images = []
-    for reference in (spec.service_image, spec.ui_image):
+    references = [spec.service_image, spec.ui_image]
+    if spec.channel == k8s.IN_CLUSTER:
+        references.append(k8s.NATS_IMAGE)
+    for reference in references:
         name, _, tag = reference.rpartition(":")
         images.append({"name": name, "newName": name, "newTag": tag})
     return images
@@ -82,6 +86,44 @@ def _host(spec: DeploySpec, overlay: str) -> Doc:
     }
 
 
+def publish_commands(spec: DeploySpec, namespace: str) -> list[str]:
+    """How a version reaches the replicas: `kit publish` to the channel's broker (none without
+    a channel). The in-cluster broker through a port-forward, run in another shell."""
+    if spec.channel is None:
+        return []
+    if spec.channel != k8s.IN_CLUSTER:
+        return [f"KIT_CHANNEL_URL={spec.channel} kit publish vN"]
+    return [
+        f"kubectl -n {namespace} port-forward svc/{spec.channel_service} {k8s.CHANNEL_PORT}",
+        f"KIT_CHANNEL_URL=nats://127.0.0.1:{k8s.CHANNEL_PORT} kit publish vN",
+    ]
+
+
+def _channel_note(spec: DeploySpec, namespace: str) -> list[str]:
+    """Header lines: where the replicas' model versions come from, and how to publish one."""
+    if spec.channel is None:
+        return []
+    lines = [f"Channel: the service's replicas serve the version published to {spec.channel_url}"]
+    if spec.channel == k8s.IN_CLUSTER:
+        lines.append(
+            "(the broker of base/channel); publish one (the port-forward in another shell):"
+        )
+    else:
+        lines.append("(an existing NATS broker); publish one:")
+    return lines + [f"  {command}" for command in publish_commands(spec, namespace)]
+
+
+def _storage_note(spec: DeploySpec) -> str:
+    return "\n".join(
+        [
+            f"The broker's storage: {k8s.CHANNEL_STORAGE} (volumeClaimTemplates). Change it before "
+            "the first apply (a",
+            "StatefulSet's claim templates cannot change afterwards); later, resize the PVC",
+            f"data-{spec.channel_statefulset}-0 if its StorageClass allows it.",
+        ]
+    )
+
+
 def _header(spec: DeploySpec, overlay: str, scaled: str) -> str:
     lines = [
         f'Overlay "{overlay}" of {spec.model}:{spec.version}, written by `kit deploy k8s`.',
@@ -91,6 +133,9 @@ def _header(spec: DeploySpec, overlay: str, scaled: str) -> str:
         "  images[].newTag    the tag `kit build` made",
         f"  {scaled}",
     ]
+    if spec.channel == k8s.IN_CLUSTER:
+        nats = f"images[] {k8s.NATS_IMAGE.split(':')[0]}"
+        lines.append(f"  {nats:<19}the channel's broker ({k8s.NATS_IMAGE}): your registry's copy")
     if spec.host:
         lines.append(f"  configMapGenerator {SETTINGS}: host, the UI's host name (its Ingress)")
     lines += ["Render and apply:", f"  kubectl kustomize overlays/{overlay} | kubectl apply -f -"]
@@ -98,6 +143,7 @@ def _header(spec: DeploySpec, overlay: str, scaled: str) -> str:
     lines += [f"  {command}" for command in secret_commands(spec, spec.namespace(overlay))]
     if spec.host:
         lines.append(f"  {tls_command(spec, spec.namespace(overlay))}")
+    lines += _channel_note(spec, spec.namespace(overlay))
     return "\n".join(lines)
 
 
@@ -108,6 +154,8 @@ def overlay(spec: DeploySpec, name: str) -> str:
     sizing = spec.sizing
     if name == "kserve":
         fields["resources"] = ["../../base/ui", "../../base/kserve"]
+        if spec.channel == k8s.IN_CLUSTER:
+            fields["resources"].append("../../base/channel")
         url = {"name": "KIT_SERVICE_URL", "value": f"http://{spec.predictor_service}"}
         ui_patch = {
             "apiVersion": "apps/v1",
@@ -163,17 +211,29 @@ def render(spec: DeploySpec) -> dict[str, str]:
     }
     if spec.kserve:
         folders["base/kserve"] = {"inferenceservice.yaml": k8s.inference_service(spec)}
+    if spec.channel == k8s.IN_CLUSTER:
+        client, headless = k8s.channel_services(spec)
+        folders["base/channel"] = {
+            "statefulset.yaml": k8s.channel_statefulset(spec),
+            "service.yaml": client,
+            "headless-service.yaml": headless,
+        }
     files: dict[str, str] = {}
     for folder, docs in folders.items():
         header = made + (f"\n{k8s.KSERVE_REASON}" if folder == "base/kserve" else "")
+        if folder != "base/ui" and spec.channel is not None:
+            header = "\n".join([header, *_channel_note(spec, "NAMESPACE")])
+            if spec.channel == k8s.IN_CLUSTER:
+                header += "\n(NAMESPACE: the overlay's)"
+        if folder == "base/channel":
+            header += f"\n{_storage_note(spec)}"
         for filename, doc in docs.items():
             files[f"{folder}/{filename}"] = dump(doc, header=header)
         files[f"{folder}/kustomization.yaml"] = dump(
             {**KUSTOMIZE, "resources": list(docs)}, header=made
         )
-    files["base/kustomization.yaml"] = dump(
-        {**KUSTOMIZE, "resources": ["service", "ui"]}, header=made
-    )
+    base = ["service", "ui", "channel"] if spec.channel == k8s.IN_CLUSTER else ["service", "ui"]
+    files["base/kustomization.yaml"] = dump({**KUSTOMIZE, "resources": base}, header=made)
     for name in spec.overlays:
         files[f"overlays/{name}/kustomization.yaml"] = overlay(spec, name)
     return files

@@ -55,6 +55,7 @@ RUNTIME_PACKAGES = (
     "psutil",
     "uvloop",  # uvicorn's faster event loop and HTTP parser: what `kit bench` measured
     "httptools",
+    "nats-py",  # the broker channel (KIT_CHANNEL_URL): imported only when one is named
 )
 
 

@@ -15,6 +15,7 @@ anywhere but the service (app_production/openapi.py).
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import os
@@ -28,7 +29,7 @@ from starlette.responses import JSONResponse
 
 from app_production import supervision, timeouts
 from app_production.batching import GreedyBatcher
-from app_production.channel import Follower
+from app_production.follower import Follower, replica_id
 from app_production.guards import ApiKeyGuard, BodyLimit, RequestErrors
 from app_production.openapi import DocsPage, finish_document, title
 from model.errors import InvalidInput
@@ -140,7 +141,7 @@ class ModelService:
         self.serving = supervision.ServingLock()
         serves_now = self.serving.try_acquire()
         try:
-            self.predictor = self._load(MODEL_TAG)
+            self.predictor = self._load(Path(bentoml.models.get(MODEL_TAG).path))
         except Exception as exc:  # restarting would fail the same way, forever: stop the server
             supervision.refuse_to_serve(f"model {MODEL_TAG} cannot be served: {exc}")
             raise
@@ -148,20 +149,45 @@ class ModelService:
             self.serving.wait()  # the standby: loaded, takes over when the serving worker dies
         self.manifest: dict[str, Any] = MANIFEST
         self.batcher: GreedyBatcher[dict[str, Any], dict[str, Any]] = GreedyBatcher(self._run)
-        self.follower: Follower[LocalPredictor] | None = None
-        if channel := os.environ.get("KIT_CHANNEL"):  # model versions published as data
-            self.follower = Follower(Path(channel), MODEL_TAG, self._load, self._swap)
-            self.follower.check()  # a version published before this start is served at once
-            self.follower.start()
+        self.follower = self._follow_channel()
         gc.collect()
         gc.freeze()  # the imports' objects leave the collector's work: shorter pauses
 
-    def _load(self, tag: str) -> LocalPredictor:
-        """A model version from the store: sha256 verified before unpickling, warmed up."""
+    def _follow_channel(self) -> Follower[LocalPredictor] | None:
+        """Model versions published as data: a broker (KIT_CHANNEL_URL, every replica) or the
+        file `kit promote` made (KIT_CHANNEL, one machine)."""
+        from app_production.channel_protocol import check_address, open_channel
+        from model.errors import UsageError
+
+        address = os.environ.get("KIT_CHANNEL_URL", "").strip() or os.environ.get("KIT_CHANNEL")
+        if not address:
+            return None
+        try:
+            check_address(address)
+        except UsageError as exc:  # a wrong address would fail at every restart: stop
+            supervision.refuse_to_serve(f"KIT_CHANNEL_URL: {exc}")
+            raise
+        cache = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml") / "kit-channel"
+        follower = Follower(
+            lambda: open_channel(address, MANIFEST["name"]),
+            replica_id(),
+            MODEL_TAG,
+            self._load,
+            self._swap,
+            cache,
+        )
+        follower.check()  # a version published before this start is served at once
+        follower.start()
+        atexit.register(follower.stop)  # the report is withdrawn (else it expires or dies)
+        return follower
+
+    def _load(self, folder: Path) -> LocalPredictor:
+        """A model version from its folder: sha256 verified before unpickling, warmed up."""
         from model.predictor import LocalPredictor
 
-        predictor = LocalPredictor(Path(bentoml.models.get(tag).path))
+        predictor = LocalPredictor(folder)
         if not predictor.schema.same_inputs(SCHEMA):  # texts and expected ranges may differ
+            tag = f"{predictor.manifest.name}:{predictor.manifest.version}"
             raise ValueError(
                 f"{tag} takes other inputs than the served model: its API and UI would "
                 "change, so serve it with `kit promote`, not by publishing"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 import urllib.parse
 import urllib.request
@@ -124,8 +125,9 @@ def stop_service(state: ServiceState, timeout: float = 15.0) -> list[int]:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
     psutil.wait_procs(alive, timeout=timeout)
-    if state.channel:
+    if state.channel:  # the record and the replicas' reports (app_production/file_channel.py)
         Path(state.channel).unlink(missing_ok=True)
+        shutil.rmtree(Path(state.channel).with_suffix(".replicas"), ignore_errors=True)
     return [p.pid for p in processes]
 
 

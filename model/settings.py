@@ -39,6 +39,11 @@ class KitSettings(BaseSettings):
         description="URL of the model service for the remote backend (e.g. in the UI image); "
         "when set, the state file of `kit promote` is not read.",
     )
+    channel_url: str | None = Field(
+        default=None,
+        description="Broker that every replica of the service follows for model versions "
+        "(nats://HOST:PORT); unset: the service's own file on this machine.",
+    )
     lan_host: str = Field(
         default="0.0.0.0",  # noqa: S104 - sharing on the LAN is the point, and requires auth
         description="Address the demo binds when it is shared on the local network.",
@@ -62,6 +67,11 @@ class KitSettings(BaseSettings):
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"KIT_SERVICE_URL must start with http:// or https://, got {url!r}")
         return url
+
+    @field_validator("channel_url")
+    @classmethod
+    def _blank_channel_is_none(cls, value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None  # checked where it is used
 
     @field_validator("auth")
     @classmethod

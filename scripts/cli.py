@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from scripts.common import (
     BackendOption,
+    ChannelOption,
     HomeOption,
     app,
     console,
@@ -21,6 +24,10 @@ from scripts.common import (
     readable_help,
 )
 from scripts.common import settings_with as _settings
+
+if TYPE_CHECKING:
+    from app_production.channel_protocol import ReplicaState
+    from model.settings import KitSettings
 
 
 @app.command()
@@ -140,11 +147,14 @@ def predict(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    channel: ChannelOption = None,
     home: HomeOption = None,
 ) -> None:
     """Show the current model (name, version, sha256 check, metrics and what they were measured
     on) and the backend: the promoted service's URL, health, the model version in the store and
-    in the service, and whether the service answers with another model than the current one."""
+    in the service, and whether the service answers with another model than the current one;
+    then the replicas following the channel (the service's, or the broker's with --channel /
+    KIT_CHANNEL_URL) with the version each serves."""
     from app_production.backends import served_mismatch, service_report
     from model.artifact import Manifest, ModelStore, verify
     from model.errors import ArtifactError
@@ -160,6 +170,7 @@ def status(
         manifest, sha_ok, problem = Manifest.from_file(folder / "manifest.json"), False, str(exc)
     service = service_report(settings)
     mismatch = served_mismatch(settings)
+    replicas, channel_problem = _replicas(settings, manifest.name, channel)
     report = {
         "name": manifest.name,
         "version": manifest.version,
@@ -174,6 +185,8 @@ def status(
         "backend": "remote" if service is not None and mismatch is None else "local",
         "service": service,
         "mismatch": mismatch.to_json() if mismatch else None,  # then `auto` runs it in-process
+        "channel": replicas[0] if replicas else None,
+        "replicas": [asdict(r) for r in replicas[1]] if replicas else None,
     }
     if as_json:
         out.print(json.dumps(report), markup=False)
@@ -193,12 +206,43 @@ def status(
             table.add_row(f"  {key}", f"{value:.4g}")
         out.print(table)
         out.print(_service_table(service, mismatch.to_json()["message"] if mismatch else None))
+        if replicas is not None:
+            out.print(_replica_table(*replicas))
+    if channel_problem:
+        console.print(f"[bold red]error:[/] {escape(channel_problem)}")
+        raise typer.Exit(4)
     if not sha_ok:
         console.print(f"[bold red]error:[/] {problem}")
         raise typer.Exit(3)
     if service is not None and not service["supervisor_alive"]:
         console.print(f"[bold red]error:[/] {supervisor_gone(service)}")
         raise typer.Exit(4)
+
+
+def _replicas(
+    settings: KitSettings, model: str, channel: str | None
+) -> tuple[tuple[str, list[ReplicaState]] | None, str]:
+    from app_production.publish import live_replicas
+    from model.errors import KitError
+
+    try:
+        return live_replicas(settings, model, channel), ""
+    except KitError as exc:  # a broker named but not reachable: said, with exit 4
+        return None, str(exc)
+
+
+def _replica_table(where: str, replicas: list[ReplicaState]) -> Table:
+    table = Table(title=f"replicas ({where})")
+    for column in ("replica", "serves", "refused", "reported"):
+        table.add_column(column)
+    for replica in replicas:
+        refused = replica.refused or {}
+        why = f"{refused['model']}: {refused['reason']}" if refused else "-"
+        cells = (replica.replica, replica.serving, why, replica.heartbeat)
+        table.add_row(*(escape(cell) for cell in cells))
+    if not replicas:
+        table.add_row("none live", "-", "-", "-")
+    return table
 
 
 def supervisor_gone(service: dict[str, object]) -> str:
@@ -212,8 +256,6 @@ def supervisor_gone(service: dict[str, object]) -> str:
 
 
 def _service_table(service: dict[str, object] | None, mismatch: str | None) -> Table:
-    from rich.markup import escape
-
     table = Table(title="backend", show_header=False)
     if service is None:
         table.add_row("backend", "local (model in-process): no service promoted; `kit promote`")

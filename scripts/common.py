@@ -93,6 +93,16 @@ BackendOption = Annotated[
     ),
 ]
 
+ChannelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--channel",
+        help="The broker every replica follows, nats://HOST:PORT, or $KIT_CHANNEL_URL; "
+        "unset: the service `kit promote` started here.",
+        show_default=False,
+    ),
+]
+
 
 def use_kit_bentoml_store(settings: KitSettings) -> None:
     """Point BentoML at the kit's own store; must run before bentoml is imported."""

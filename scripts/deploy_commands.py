@@ -59,6 +59,17 @@ def k8s(
         Path | None,
         typer.Option("--bench", help="A bench.json of `kit bench`.", show_default="<home>/bench"),
     ] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option(
+            "--channel",
+            metavar="in-cluster|nats://HOST:PORT",
+            help="Replicas serve the version published to a NATS broker: `in-cluster` writes "
+            "one (base/channel), `nats://HOST:PORT` names an existing one. Publish with "
+            "`KIT_CHANNEL_URL=nats://... kit publish vN`.",
+            show_default="none: each replica serves its image's model",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Write Kubernetes manifests for the current model: a kustomize base (the service's
@@ -70,6 +81,9 @@ def k8s(
     prints the arithmetic. Secrets are referenced, never written: the commands that make them
     are printed. The images are the ones `kit build` tags from the Bento `kit promote` built.
 
+    With --channel, every replica follows the model version published to a NATS broker
+    (`kit publish`), with no new image: --channel in-cluster writes the broker too.
+
     Example: kit deploy k8s --target-rps 500 --p99-ms 50 --host penguins.example.org
     """
     from app_production import kustomize
@@ -78,6 +92,7 @@ def k8s(
 
     with kit_errors():
         _check_options(ui, host, replicas, target_rps, p99_ms)
+        broker = _channel(channel)
         settings = settings_with(home=home)
         manifest = artifact.verify(artifact.ModelStore(settings.home).current())
         sizing = _sizing(settings, manifest, bench, replicas, target_rps, p99_ms)
@@ -88,6 +103,7 @@ def k8s(
             ui="streamlit" if ui == "streamlit" else "gradio",
             host=host,
             kserve=kserve,
+            channel=broker,
         )
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out} is a file: give a folder")
@@ -117,6 +133,23 @@ def _check_options(
         raise UsageError("give --replicas or --target-rps, not both (--target-rps sizes replicas)")
     if p99 is not None and rps is None:
         raise UsageError("--p99-ms is the latency goal of --target-rps: give both")
+
+
+def _channel(value: str | None) -> str | None:
+    """in-cluster, or an existing broker's URL as the broker client reads it; else exit 2."""
+    from app_production.broker_channel import broker_address
+    from app_production.k8s import IN_CLUSTER
+
+    if value is None or value == IN_CLUSTER:
+        return value
+    try:
+        return broker_address(value)
+    except UsageError as error:
+        raise UsageError(
+            f"--channel must be {IN_CLUSTER} (a NATS broker written into the base) or "
+            f"nats://HOST:PORT (an existing broker, e.g. nats://nats.example.org:4222), "
+            f"got {value!r}"
+        ) from error
 
 
 def _sizing(
@@ -150,6 +183,7 @@ def _sizing(
 
 def _next_steps(spec: DeploySpec, out: Path) -> None:
     from app_production import kustomize
+    from app_production.k8s import IN_CLUSTER
 
     prod = spec.namespace("prod")
     console.print("next:")
@@ -179,6 +213,15 @@ def _next_steps(spec: DeploySpec, out: Path) -> None:
             f"(namespace {spec.namespace('kserve')})",
             markup=False,
         )
+    if spec.channel is not None:
+        where = "in-cluster, base/channel" if spec.channel == IN_CLUSTER else "an existing broker"
+        console.print(
+            f"  the channel ({spec.channel_url}, {where}): publish a version to every replica"
+            + (" (the port-forward in another shell)" if spec.channel == IN_CLUSTER else ""),
+            markup=False,
+        )
+        for command in kustomize.publish_commands(spec, prod):
+            console.print(f"       {command}", markup=False)
 
 
 readable_help(deploy)

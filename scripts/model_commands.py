@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from scripts.common import (
+    ChannelOption,
     HomeOption,
     app,
     console,
@@ -196,34 +197,59 @@ def note_if_served_differs(settings: KitSettings) -> None:
 
 
 @app.command()
-def publish(version: VersionOption = None, home: HomeOption = None) -> None:
-    """Make the running service answer with a version, with no restart.
+def publish(
+    version: VersionOption = None, channel: ChannelOption = None, home: HomeOption = None
+) -> None:
+    """Make every replica of the service answer with a version, with no restart.
 
-    The version is verified (sha256), copied to the BentoML store and published to the
-    service, which loads it, warms it up and swaps it in between two batches; this command
-    waits until the service answers with it. A version the service cannot serve (tampered,
-    broken, other inputs) is refused: the old one keeps serving and the exit code is 7.
+    The version is verified (sha256) and published: on this machine to the service `kit
+    promote` started, or with --channel / KIT_CHANNEL_URL to a broker (NATS JetStream) that
+    every replica follows, which receives the artifact once. Each replica downloads it,
+    verifies it, warms it up and swaps it in between two batches; this command waits until
+    every live replica serves it and prints one line per replica. A version a replica cannot
+    serve (tampered, broken, other inputs) is refused: every replica goes back to the version
+    before and the exit code is 7.
+
+    Example: KIT_CHANNEL_URL=nats://127.0.0.1:4222 kit publish --version v2
     """
-    _publish(version, rollback=False, home=home)
+    _publish(version, rollback=False, channel=channel, home=home)
 
 
 @app.command()
-def rollback(home: HomeOption = None) -> None:
-    """Make the running service go back to the version it served before."""
-    _publish(None, rollback=True, home=home)
+def rollback(channel: ChannelOption = None, home: HomeOption = None) -> None:
+    """Make every replica go back to the version published before (as `kit publish` does)."""
+    _publish(None, rollback=True, channel=channel, home=home)
 
 
-def _publish(version: str | None, *, rollback: bool, home: Path | None) -> None:
+def _publish(
+    version: str | None, *, rollback: bool, channel: str | None, home: Path | None
+) -> None:
     settings = settings_with(home=home)
     use_kit_bentoml_store(settings)  # before bentoml is imported
+    from app_production.publish import PublishRefused
     from app_production.publish import publish as run_publish
 
-    with kit_errors(), console.status("publishing…"):
-        done = run_publish(settings, version, rollback=rollback)
+    with kit_errors():
+        try:
+            with console.status("publishing… (waiting for every replica)"):
+                done = run_publish(settings, version, rollback=rollback, channel_url=channel)
+        except PublishRefused as refused:
+            for line in refused.lines:
+                console.print(f"  {escape(line)}")
+            raise
     if done.model == done.previous:
-        console.print(f"the service already answers with {done.model}")
+        console.print(f"{done.where} already answers with {done.model}")
         return
+    for line in done.lines:
+        console.print(f"  [green]✓[/] {escape(line)}")
+    if not done.lines:
+        console.print(
+            f"[green]✓[/] published {done.model} (was {done.previous}) on {done.where}; no "
+            "replica follows it now: each serves it from its first request when it starts"
+        )
+        return
+    who = "the service" if done.where == "the service" else f"every replica ({done.replicas})"
     console.print(
-        f"[green]✓[/] the service now answers with {done.model} (was {done.previous}; "
+        f"[green]✓[/] {who} now answers with {done.model} (was {done.previous}; "
         f"switched in {done.seconds:.1f} s, no restart); it is the current model too"
     )

@@ -172,6 +172,62 @@ def test_bad_options_exit_2(
     assert not (tmp_path / "d").exists()  # nothing written
 
 
+def test_kit_deploy_k8s_with_an_in_cluster_channel(trained_home: Path, tmp_path: Path) -> None:
+    """The broker's manifests (validated in tests/unit/test_k8s_manifests.py; its image cannot
+    be pulled here, so it is not run) and how to publish to it, in the next steps."""
+    out = tmp_path / "deploy"
+    result = deploy(trained_home, out, "--channel", "in-cluster", "--kserve")
+    assert result.returncode == 0, result.stderr
+    said = " ".join((result.stdout + result.stderr).split())
+    for name in ("statefulset", "service", "headless-service", "kustomization"):
+        assert (out / "base" / "channel" / f"{name}.yaml").is_file()
+    assert "the channel (nats://penguins-channel:4222, in-cluster, base/channel)" in said
+    assert "kubectl -n penguins port-forward svc/penguins-channel 4222" in said
+    assert "KIT_CHANNEL_URL=nats://127.0.0.1:4222 kit publish vN" in said
+    deployment = yaml.safe_load((out / "base" / "service" / "deployment.yaml").read_text())
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KIT_CHANNEL_URL"]["value"] == "nats://penguins-channel:4222"
+    assert env["KIT_REPLICA_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    kserve = yaml.safe_load((out / "overlays" / "kserve" / "kustomization.yaml").read_text())
+    assert "../../base/channel" in kserve["resources"]
+
+
+def test_kit_deploy_k8s_with_an_existing_broker(trained_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "deploy"
+    result = deploy(trained_home, out, "--channel", "nats://broker.example:4222")
+    assert result.returncode == 0, result.stderr
+    said = " ".join((result.stdout + result.stderr).split())
+    assert not (out / "base" / "channel").exists()
+    assert "KIT_CHANNEL_URL=nats://broker.example:4222 kit publish vN" in said
+    deployment = yaml.safe_load((out / "base" / "service" / "deployment.yaml").read_text())
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KIT_CHANNEL_URL"]["value"] == "nats://broker.example:4222"
+    assert "StatefulSet" not in "".join(p.read_text() for p in out.rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("value", ["http://x", "nats://", "in_cluster", "nats://b:4222/path"])
+def test_a_bad_channel_exits_2_and_says_the_forms_accepted(
+    trained_home: Path, tmp_path: Path, value: str
+) -> None:
+    result = deploy(trained_home, tmp_path / "d", "--channel", value)
+    assert result.returncode == 2, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "--channel must be in-cluster" in said and "or nats://HOST:PORT" in said
+    assert repr(value) in said
+    assert not (tmp_path / "d").exists()  # nothing written
+
+
+def test_the_channel_option_s_help_teaches_both_forms(tmp_path: Path) -> None:
+    result = run_kit("deploy", "k8s", "--help", home=tmp_path, COLUMNS="200")
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split())
+    assert "--channel" in said and "in-cluster|nats://HOST:PORT" in said
+    assert (
+        "`in-cluster` writes one (base/channel), `nats://HOST:PORT` names an existing one" in said
+    )
+    assert "KIT_CHANNEL_URL=nats://... kit publish vN" in said
+
+
 def test_no_model_exits_3(tmp_path: Path) -> None:
     result = deploy(tmp_path / "empty", tmp_path / "d")
     assert result.returncode == 3, result.stderr

@@ -51,9 +51,9 @@ def test_tags_and_object_names() -> None:
 
 def test_stamped_is_a_new_publish() -> None:
     record = Channel(model="penguins:v2", history=["penguins:v1"])
-    first, second = stamped(record), stamped(record)
+    first, second = stamped(record, "ab" * 32), stamped(record, "ab" * 32)
     assert first.id and first.id != second.id and first.published_at
-    assert (first.model, first.history) == (record.model, record.history)
+    assert (first.model, first.history, first.sha256) == (record.model, record.history, "ab" * 32)
     assert record.id == "" and first.history is not record.history
 
 

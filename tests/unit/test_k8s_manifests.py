@@ -4,7 +4,10 @@ of Kubernetes 1.33, the InferenceService by KServe's own CRD schema (tests/schem
 made strict. Then what no schema checks: selectors, targets, probes, the UI's backend, Secrets.
 
 Not exercised here: no Kubernetes API server (nor KServe's controller) runs on these machines,
-so nothing is applied, not even `kubectl apply --dry-run=client` (it needs a server).
+so nothing is applied, not even `kubectl apply --dry-run=client` (it needs a server). The
+channel's broker (--channel in-cluster) is validated against the StatefulSet's schema only: its
+image (nats:2.10-alpine) cannot be pulled here (no registry), so it is not run under `podman
+kube play`; the broker itself (nats-server) runs in the channel's own tests.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.parse
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,11 @@ from referencing import Registry, Resource
 from app_production import kustomize, sizing
 from app_production.guards import OPEN_PATHS
 from app_production.k8s import (
+    CHANNEL_PORT,
+    IN_CLUSTER,
     LIVE_PATH,
+    MONITOR_PORT,
+    NATS_IMAGE,
     READY_PATH,
     SERVICE_PORT,
     UI_PROBE_PATHS,
@@ -54,6 +62,14 @@ SIZED = sizing.size(
 )
 SPEC = DeploySpec(
     model="penguins", version="v1", sizing=SIZED, host="penguins.example.org", kserve=True
+)
+CHANNEL_SPEC = DeploySpec(
+    model="penguins",
+    version="v1",
+    sizing=SIZED,
+    host="penguins.example.org",
+    kserve=True,
+    channel=IN_CLUSTER,
 )
 
 
@@ -489,3 +505,223 @@ def test_object_names_are_dns_labels_for_every_model_name(model: str, tmp_path: 
             assert (
                 DNS_LABEL.fullmatch(doc["metadata"]["name"]) and len(doc["metadata"]["name"]) <= 63
             )
+
+
+# --channel: the replicas follow a NATS broker (in-cluster: written into the base).
+
+
+@pytest.fixture(scope="module")
+def channel_rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
+    folder = write(CHANNEL_SPEC, tmp_path_factory.mktemp("channel"))
+    return {name: build(folder / "overlays" / name) for name in CHANNEL_SPEC.overlays}
+
+
+def _service_pods(docs: list[Doc]) -> list[Doc]:
+    """The service's pod: the Deployment's, or (overlay kserve) the InferenceService's."""
+    workloads = [d for d in of_kind(docs, "Deployment") if d["metadata"]["name"] != SPEC.ui_name]
+    return [pods(w) for w in workloads + of_kind(docs, "InferenceService")]
+
+
+@pytest.mark.parametrize("overlay", CHANNEL_SPEC.overlays)
+def test_with_an_in_cluster_channel_every_document_validates_strictly(
+    channel_rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    """The broker's objects are validated against Kubernetes 1.33's schemas only: the nats
+    image cannot be pulled here (no registry), so the StatefulSet is not run (`podman kube
+    play`). An unknown kind still fails (test_a_kind_without_a_schema_is_a_failure)."""
+    docs = channel_rendered[overlay]
+    kinds = sorted(doc["kind"] for doc in docs)
+    if overlay == "kserve":  # the kserve namespace gets a broker of its own
+        assert kinds == sorted(
+            ["Deployment", "InferenceService", "Ingress", "StatefulSet"] + ["Service"] * 3
+        )
+    else:
+        assert kinds == sorted(
+            ["Deployment"] * 2
+            + ["Service"] * 4
+            + ["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "StatefulSet"]
+        )
+    for doc in docs:
+        validate(doc)
+        assert doc["metadata"]["namespace"] == CHANNEL_SPEC.namespace(overlay)
+        assert DNS_LABEL.fullmatch(doc["metadata"]["name"]), doc["metadata"]["name"]
+    statefulset = json.loads(json.dumps(of_kind(docs, "StatefulSet")[0]))
+    statefulset["spec"]["serviceNme"] = statefulset["spec"].pop("serviceName")
+    with pytest.raises(kubernetes_validate.ValidationError, match="serviceNme"):
+        validate(statefulset)  # strict for the StatefulSet too
+
+
+def test_the_service_follows_the_in_cluster_broker(channel_rendered: dict[str, list[Doc]]) -> None:
+    """KIT_CHANNEL_URL names the broker's Service (short name: the pod's namespace, as the UI
+    reaches the service) and its port, which reaches the StatefulSet's client port;
+    KIT_REPLICA_ID is each pod's own name."""
+    for docs in channel_rendered.values():
+        (statefulset,) = of_kind(docs, "StatefulSet")
+        template = statefulset["spec"]["template"]
+        (nats,) = template["spec"]["containers"]
+        client_port = {p["name"]: p["containerPort"] for p in nats["ports"]}["client"]
+        service_pods = _service_pods(docs)
+        assert len(service_pods) == 1
+        for pod in service_pods:
+            (container,) = pod["containers"]
+            env = _env(container)
+            url = urllib.parse.urlsplit(env["KIT_CHANNEL_URL"])
+            assert url.scheme == "nats" and url.path == ""
+            svc = named(docs, "Service", str(url.hostname))
+            assert svc["spec"]["type"] == "ClusterIP"
+            (port,) = svc["spec"]["ports"]
+            assert port["port"] == url.port == CHANNEL_PORT == 4222
+            assert port["targetPort"] == client_port
+            assert selects(svc["spec"]["selector"], template["metadata"]["labels"])
+            assert env["KIT_REPLICA_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+            volumes = {v["name"]: v["emptyDir"]["sizeLimit"] for v in pod["volumes"]}
+            assert volumes == {"tmp": "1Gi"}  # BENTOML_HOME: room for a few downloaded versions
+        ui = pods(named(docs, "Deployment", SPEC.ui_name))
+        assert "KIT_CHANNEL_URL" not in _env(ui["containers"][0])
+        assert ui["volumes"][0]["emptyDir"]["sizeLimit"] == "256Mi"
+    prod = _service_pods(channel_rendered["prod"])[0]["containers"][0]
+    assert _env(prod)["KIT_CHANNEL_URL"] == "nats://penguins-channel:4222"
+
+
+def test_the_broker_statefulset_runs_non_root_and_is_probed_on_its_monitor_port(
+    channel_rendered: dict[str, list[Doc]],
+) -> None:
+    for docs in channel_rendered.values():
+        (statefulset,) = of_kind(docs, "StatefulSet")
+        spec = statefulset["spec"]
+        template = spec["template"]
+        assert spec["replicas"] == 1
+        assert selects(spec["selector"]["matchLabels"], template["metadata"]["labels"])
+        headless = named(docs, "Service", spec["serviceName"])
+        assert headless["spec"]["clusterIP"] == "None"
+        assert selects(headless["spec"]["selector"], template["metadata"]["labels"])
+        for svc in of_kind(docs, "Service"):  # the broker's Services select its pods only
+            chosen = selects(svc["spec"]["selector"], template["metadata"]["labels"])
+            assert chosen == (svc["metadata"]["labels"]["app.kubernetes.io/component"] == "channel")
+        pod = template["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["runAsGroup"] == 1000
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        (nats,) = pod["containers"]
+        assert nats["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        ports = {p["name"]: p["containerPort"] for p in nats["ports"]}
+        assert ports == {"client": CHANNEL_PORT, "monitor": MONITOR_PORT}
+        args = nats["args"]
+        assert "-js" in args and args[args.index("-m") + 1] == str(MONITOR_PORT) == "8222"
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert nats[probe]["httpGet"] == {"path": "/healthz", "port": MONITOR_PORT}
+        (claim,) = spec["volumeClaimTemplates"]
+        assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+        assert [(m["name"], m["mountPath"]) for m in nats["volumeMounts"]] == [
+            (claim["metadata"]["name"], args[args.index("-sd") + 1])  # JetStream's store
+        ]
+        assert "volumes" not in pod  # the only writable place is the claim
+        resources = nats["resources"]
+        assert resources["requests"].keys() == resources["limits"].keys() == {"cpu", "memory"}
+        assert nats["image"] == NATS_IMAGE == "nats:2.10-alpine"
+
+
+def test_the_broker_image_is_a_named_field_of_every_overlay(tmp_path: Path) -> None:
+    folder = write(CHANNEL_SPEC, tmp_path)
+    for overlay in CHANNEL_SPEC.overlays:
+        file = folder / "overlays" / overlay / "kustomization.yaml"
+        text = file.read_text()
+        assert "\n#   images[] nats " in text
+        fields = yaml.safe_load(text)
+        assert {"name": "nats", "newName": "nats", "newTag": "2.10-alpine"} in fields["images"]
+        for image in fields["images"]:
+            image["newName"] = f"registry.example.org/team/{image['name'].rpartition('/')[2]}"
+        file.write_text(yaml.safe_dump(fields, sort_keys=False))
+        (statefulset,) = of_kind(build(folder / "overlays" / overlay), "StatefulSet")
+        image = pods(statefulset)["containers"][0]["image"]
+        assert image == "registry.example.org/team/nats:2.10-alpine"
+
+
+def test_the_files_say_how_to_publish_to_the_channel() -> None:
+    rendered = kustomize.render(CHANNEL_SPEC)
+    forward = "kubectl -n {} port-forward svc/penguins-channel 4222"
+    publish = "#   KIT_CHANNEL_URL=nats://127.0.0.1:4222 kit publish vN\n"
+    for overlay in CHANNEL_SPEC.overlays:
+        text = rendered[f"overlays/{overlay}/kustomization.yaml"]
+        assert (
+            f"#   {forward.format(CHANNEL_SPEC.namespace(overlay))}\n" in text and publish in text
+        )
+    for relative in ("base/service/deployment.yaml", "base/kserve/inferenceservice.yaml"):
+        assert f"#   {forward.format('NAMESPACE')}\n" in rendered[relative]
+    statefulset = rendered["base/channel/statefulset.yaml"]
+    assert "data-penguins-channel-0" in statefulset  # how to change the broker's storage
+    for relative, text in rendered.items():
+        assert text.startswith("# "), relative
+        body = text.split("\napiVersion")[1].replace("clusterIP: None", "")  # headless: "None"
+        assert not re.search(r"None|TODO|CHANGE[-_ ]?ME|<[a-z]+>|example\.com", body), relative
+
+
+def test_an_existing_broker_is_followed_and_none_is_written(tmp_path: Path) -> None:
+    spec = DeploySpec(
+        model="penguins",
+        version="v1",
+        sizing=SIZED,
+        kserve=True,
+        channel="nats://broker.example:4222",
+    )
+    folder = write(spec, tmp_path)
+    assert not (folder / "base" / "channel").exists()
+    for overlay in spec.overlays:
+        docs = build(folder / "overlays" / overlay)
+        assert not of_kind(docs, "StatefulSet")
+        assert not [d for d in docs if "channel" in d["metadata"]["name"]]
+        for doc in docs:
+            validate(doc)
+        (pod,) = _service_pods(docs)
+        env = _env(pod["containers"][0])
+        assert env["KIT_CHANNEL_URL"] == "nats://broker.example:4222"
+        assert env["KIT_REPLICA_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        fields = yaml.safe_load((folder / "overlays" / overlay / "kustomization.yaml").read_text())
+        assert [i["name"] for i in fields["images"]] == [
+            "localhost/kit/penguins-service",
+            "localhost/kit/penguins-gradio",
+        ]
+    text = (folder / "overlays" / "prod" / "kustomization.yaml").read_text()
+    assert "#   KIT_CHANNEL_URL=nats://broker.example:4222 kit publish vN\n" in text
+
+
+def test_without_a_channel_nothing_of_it_appears(rendered: dict[str, list[Doc]]) -> None:
+    text = "".join(kustomize.render(SPEC).values())
+    for word in ("channel", "nats", "KIT_REPLICA_ID", "StatefulSet", "fieldRef"):
+        assert word.lower() not in text.lower(), word
+    for docs in rendered.values():
+        for pod in _service_pods(docs):
+            assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
+    assert kustomize.render(SPEC) == kustomize.render(
+        DeploySpec(
+            model="penguins",
+            version="v1",
+            sizing=SIZED,
+            host="penguins.example.org",
+            kserve=True,
+            channel=None,
+        )
+    )
+
+
+@pytest.mark.parametrize("model", ["penguins", "x" * 63, "a_" * 31 + "b"])
+def test_the_broker_s_names_fit_for_every_model_name(model: str, tmp_path: Path) -> None:
+    """The StatefulSet's pods carry controller-revision-hash=NAME-HASH (a label value: at most
+    63 characters, the hash up to 10): its name is at most 52 characters."""
+    spec = DeploySpec(model=model, version="v1", sizing=SIZED, kserve=True, channel=IN_CLUSTER)
+    assert len(spec.channel_statefulset) <= 52
+    folder = write(spec, tmp_path)
+    for overlay in spec.overlays:
+        docs = build(folder / "overlays" / overlay)
+        for doc in docs:
+            validate(doc)
+            name = doc["metadata"]["name"]
+            assert DNS_LABEL.fullmatch(name) and len(name) <= 63, name
+        (statefulset,) = of_kind(docs, "StatefulSet")
+        assert named(docs, "Service", statefulset["spec"]["serviceName"])
+        assert named(docs, "Service", spec.channel_service)
