@@ -41,15 +41,7 @@ KSERVE_REASON = (
     "scikit-learn than the kit's artifacts are saved with, and would not serve the kit's API."
 )
 IN_CLUSTER = "in-cluster"  # --channel in-cluster: the broker is written into the base
-NATS_IMAGE = "nats:2.10-alpine"  # its entrypoint runs nats-server when the arguments are flags
-NATS_UID = 1000  # any non-root user: nats-server writes only to its volume (fsGroup)
-CHANNEL_PORT, MONITOR_PORT = 4222, 8222  # NATS' client and monitoring (/healthz) ports
-CHANNEL_DATA = "/data"  # JetStream's store: the StatefulSet's volume
-# The broker's volume. To change it, edit volumeClaimTemplates in base/channel/statefulset.yaml
-# (or patch it in an overlay) before the first apply: a StatefulSet's claim templates cannot
-# change afterwards; then resize the PVC data-<StatefulSet>-0 itself, if its StorageClass
-# allows expansion.
-CHANNEL_STORAGE = "1Gi"
+CHANNEL_PORT = 4222  # NATS' client port (the broker itself: app_production/k8s_channel.py)
 # Each pod's /tmp (BENTOML_HOME is there). Without a channel it holds BentoML's own files only
 # (the model is read from the image): 256Mi. With one, it also holds every version downloaded
 # from the broker (its model file and BentoML's copy of it): 1Gi leaves room for a few. Only
@@ -412,68 +404,3 @@ def inference_service(spec: DeploySpec) -> Doc:
             }
         },
     }
-
-
-def channel_container(spec: DeploySpec) -> Doc:
-    """NATS with JetStream, storing in its volume, monitoring (/healthz) on MONITOR_PORT."""
-    return {
-        "name": "nats",
-        "image": NATS_IMAGE,
-        "imagePullPolicy": "IfNotPresent",
-        "args": ["-js", "-sd", CHANNEL_DATA, "-m", str(MONITOR_PORT)],
-        "ports": [
-            {"name": "client", "containerPort": CHANNEL_PORT, "protocol": "TCP"},
-            {"name": "monitor", "containerPort": MONITOR_PORT, "protocol": "TCP"},
-        ],
-        "env": [{"name": "GOMEMLIMIT", "value": "450MiB"}],  # Go's GC keeps it under the limit
-        # /healthz answers 200 once JetStream is up (it reads its store back at a start)
-        "startupProbe": _probe("/healthz", MONITOR_PORT, period=2, failures=30),
-        "readinessProbe": _probe("/healthz", MONITOR_PORT, period=5, failures=2),
-        "livenessProbe": _probe("/healthz", MONITOR_PORT, period=10, failures=3, timeout=3),
-        # Not measured: a few model versions in the object store, streamed through in chunks.
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"cpu": "1000m", "memory": "512Mi"},
-        },
-        "securityContext": CONTAINER_SECURITY,  # its only writes: JetStream's store, the volume
-        "volumeMounts": [{"name": "data", "mountPath": CHANNEL_DATA}],
-    }
-
-
-def channel_statefulset(spec: DeploySpec) -> Doc:
-    """The broker: one server (several would need a JetStream cluster: routes, 3 replicas)."""
-    pod = _pod(channel_container(spec), NATS_UID)
-    del pod["volumes"]  # its volume is the claim's
-    claim = {
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": CHANNEL_STORAGE}},
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": _meta(spec, spec.channel_statefulset, "channel"),
-        "spec": {
-            "replicas": 1,
-            "serviceName": spec.channel_headless,
-            "selector": {"matchLabels": selector(spec, "channel")},
-            "template": {"metadata": {"labels": labels(spec, "channel")}, "spec": pod},
-            "volumeClaimTemplates": [{"metadata": _meta(spec, "data", "channel"), "spec": claim}],
-        },
-    }
-
-
-def channel_services(spec: DeploySpec) -> tuple[Doc, Doc]:
-    """The Service the replicas reach the broker by, and the StatefulSet's headless one."""
-    port = {"name": "client", "port": CHANNEL_PORT, "targetPort": CHANNEL_PORT, "protocol": "TCP"}
-
-    def made(name: str, kind: Doc) -> Doc:
-        return {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": _meta(spec, name, "channel"),
-            "spec": {**kind, "selector": selector(spec, "channel"), "ports": [port]},
-        }
-
-    return made(spec.channel_service, {"type": "ClusterIP"}), made(
-        spec.channel_headless, {"clusterIP": "None"}
-    )

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from app_production import k8s
+from app_production import k8s, k8s_channel
 from app_production.k8s import DeploySpec, Doc
 
 KUSTOMIZE = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
@@ -52,7 +52,7 @@ def _images(spec: DeploySpec) -> list[Doc]:
     images = []
     references = [spec.service_image, spec.ui_image]
     if spec.channel == k8s.IN_CLUSTER:
-        references.append(k8s.NATS_IMAGE)
+        references.append(k8s_channel.NATS_IMAGE)
     for reference in references:
         name, _, tag = reference.rpartition(":")
         images.append({"name": name, "newName": name, "newTag": tag})
@@ -92,10 +92,10 @@ def publish_commands(spec: DeploySpec, namespace: str) -> list[str]:
     if spec.channel is None:
         return []
     if spec.channel != k8s.IN_CLUSTER:
-        return [f"KIT_CHANNEL_URL={spec.channel} kit publish vN"]
+        return [f"KIT_CHANNEL_URL={spec.channel} kit publish --version vN"]
     return [
         f"kubectl -n {namespace} port-forward svc/{spec.channel_service} {k8s.CHANNEL_PORT}",
-        f"KIT_CHANNEL_URL=nats://127.0.0.1:{k8s.CHANNEL_PORT} kit publish vN",
+        f"KIT_CHANNEL_URL=nats://127.0.0.1:{k8s.CHANNEL_PORT} kit publish --version vN",
     ]
 
 
@@ -116,8 +116,8 @@ def _channel_note(spec: DeploySpec, namespace: str) -> list[str]:
 def _storage_note(spec: DeploySpec) -> str:
     return "\n".join(
         [
-            f"The broker's storage: {k8s.CHANNEL_STORAGE} (volumeClaimTemplates). Change it before "
-            "the first apply (a",
+            f"The broker's storage: {k8s_channel.CHANNEL_STORAGE} (volumeClaimTemplates). "
+            "Change it before the first apply (a",
             "StatefulSet's claim templates cannot change afterwards); later, resize the PVC",
             f"data-{spec.channel_statefulset}-0 if its StorageClass allows it.",
         ]
@@ -134,8 +134,9 @@ def _header(spec: DeploySpec, overlay: str, scaled: str) -> str:
         f"  {scaled}",
     ]
     if spec.channel == k8s.IN_CLUSTER:
-        nats = f"images[] {k8s.NATS_IMAGE.split(':')[0]}"
-        lines.append(f"  {nats:<19}the channel's broker ({k8s.NATS_IMAGE}): your registry's copy")
+        image = k8s_channel.NATS_IMAGE
+        nats = f"images[] {image.split(':')[0]}"
+        lines.append(f"  {nats:<19}the channel's broker ({image}): your registry's copy")
     if spec.host:
         lines.append(f"  configMapGenerator {SETTINGS}: host, the UI's host name (its Ingress)")
     lines += ["Render and apply:", f"  kubectl kustomize overlays/{overlay} | kubectl apply -f -"]
@@ -212,9 +213,9 @@ def render(spec: DeploySpec) -> dict[str, str]:
     if spec.kserve:
         folders["base/kserve"] = {"inferenceservice.yaml": k8s.inference_service(spec)}
     if spec.channel == k8s.IN_CLUSTER:
-        client, headless = k8s.channel_services(spec)
+        client, headless = k8s_channel.channel_services(spec)
         folders["base/channel"] = {
-            "statefulset.yaml": k8s.channel_statefulset(spec),
+            "statefulset.yaml": k8s_channel.channel_statefulset(spec),
             "service.yaml": client,
             "headless-service.yaml": headless,
         }

@@ -66,7 +66,7 @@ def k8s(
             metavar="in-cluster|nats://HOST:PORT",
             help="Replicas serve the version published to a NATS broker: `in-cluster` writes "
             "one (base/channel), `nats://HOST:PORT` names an existing one. Publish with "
-            "`KIT_CHANNEL_URL=nats://... kit publish vN`.",
+            "`KIT_CHANNEL_URL=nats://... kit publish --version vN`.",
             show_default="none: each replica serves its image's model",
         ),
     ] = None,

@@ -10,7 +10,6 @@ import os
 import pickle
 import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,53 +20,11 @@ import pytest
 
 from app_production.broker_channel import ARTIFACTS, BrokerUnavailable, NatsChannel
 from app_production.channel import Channel
+from app_production.channel_protocol import PublishConflict
 from model.artifact import MANIFEST_FILE, MODEL_FILE, ModelStore, sha256_of, verify
 from model.errors import ArtifactError
-from tests.helpers import ServerProcess, free_port
-
-NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-TTL = 2.0  # replica reports expire after this, here; 10 s by default
-
-
-class Broker:
-    """nats-server -js on 127.0.0.1:PORT with its store in a folder; restartable, same port."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.port, self.starts = folder, free_port(), 0
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.server: ServerProcess | None = None
-
-    def start(self, timeout: float = 10) -> None:
-        if not Path(NATS_SERVER).exists():  # a failure, not a skip: the tests need the broker
-            pytest.fail("nats-server missing: `make debian` installs it (apt-get, as root)")
-        self.starts += 1
-        command = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port)]
-        command += ["-js", "-sd", str(self.folder / "store")]
-        log = self.folder / f"nats-{self.starts}.log"
-        self.server = ServerProcess(command, log, dict(os.environ))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.server.proc.poll() is None, self.server.output()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError(
-            f"nats-server not accepting after {timeout} s:\n{self.server.output()}"
-        )
-
-    def kill(self) -> None:
-        """SIGKILL the server we started (its process group: the pid is ours)."""
-        assert self.server is not None
-        if self.server.proc.poll() is None:
-            os.killpg(self.server.proc.pid, signal.SIGKILL)
-            self.server.proc.wait(timeout=10)
-        self.server.stop()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
+from tests.broker import TTL, Broker
+from tests.helpers import ServerProcess
 
 
 @pytest.fixture
@@ -332,3 +289,22 @@ def test_broker_down_then_back(
     eventually(serves(replica, v2), 10)
     eventually(lambda: [r.replica for r in cli.replicas()] == ["first"], TTL * 2)  # heartbeat
     assert open_channel().latest() == v2  # kept in the broker's store across the restart
+
+
+def test_publish_is_compare_and_set_and_names_the_sha256(
+    open_channel: Callable[..., NatsChannel], versions: dict[str, Path]
+) -> None:
+    """Two publishers read the same record; the second to write is refused, not lost over."""
+    first, second = open_channel(), open_channel()
+    v1 = first.publish(Channel(model="penguins:v1"), versions["penguins:v1"], after="")
+    assert v1.sha256 == verify(versions["penguins:v1"]).sha256
+    seen = first.revisions()[-1]
+    assert seen.id == v1.id
+    v2 = first.publish(Channel(model="penguins:v2", history=[v1.model]), versions["penguins:v2"])
+    with pytest.raises(PublishConflict, match="someone else published"):
+        second.publish(Channel(model="penguins:v2", history=[v1.model]), after=seen.id)
+    with pytest.raises(PublishConflict):
+        second.publish(Channel(model="penguins:v1"), after="")  # "nothing yet" is stale too
+    assert [r.id for r in second.revisions()] == [v1.id, v2.id]  # nothing overwritten
+    back = second.publish(Channel(model="penguins:v1"), after=v2.id)
+    assert back.sha256 == v1.sha256  # a republish carries the stored version's sha256

@@ -183,7 +183,7 @@ def test_kit_deploy_k8s_with_an_in_cluster_channel(trained_home: Path, tmp_path:
         assert (out / "base" / "channel" / f"{name}.yaml").is_file()
     assert "the channel (nats://penguins-channel:4222, in-cluster, base/channel)" in said
     assert "kubectl -n penguins port-forward svc/penguins-channel 4222" in said
-    assert "KIT_CHANNEL_URL=nats://127.0.0.1:4222 kit publish vN" in said
+    assert "KIT_CHANNEL_URL=nats://127.0.0.1:4222 kit publish --version vN" in said
     deployment = yaml.safe_load((out / "base" / "service" / "deployment.yaml").read_text())
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KIT_CHANNEL_URL"]["value"] == "nats://penguins-channel:4222"
@@ -198,7 +198,7 @@ def test_kit_deploy_k8s_with_an_existing_broker(trained_home: Path, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     said = " ".join((result.stdout + result.stderr).split())
     assert not (out / "base" / "channel").exists()
-    assert "KIT_CHANNEL_URL=nats://broker.example:4222 kit publish vN" in said
+    assert "KIT_CHANNEL_URL=nats://broker.example:4222 kit publish --version vN" in said
     deployment = yaml.safe_load((out / "base" / "service" / "deployment.yaml").read_text())
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KIT_CHANNEL_URL"]["value"] == "nats://broker.example:4222"
@@ -225,7 +225,7 @@ def test_the_channel_option_s_help_teaches_both_forms(tmp_path: Path) -> None:
     assert (
         "`in-cluster` writes one (base/channel), `nats://HOST:PORT` names an existing one" in said
     )
-    assert "KIT_CHANNEL_URL=nats://... kit publish vN" in said
+    assert "KIT_CHANNEL_URL=nats://... kit publish --version vN" in said
 
 
 def test_no_model_exits_3(tmp_path: Path) -> None:

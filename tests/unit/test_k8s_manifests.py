@@ -36,8 +36,6 @@ from app_production.k8s import (
     CHANNEL_PORT,
     IN_CLUSTER,
     LIVE_PATH,
-    MONITOR_PORT,
-    NATS_IMAGE,
     READY_PATH,
     SERVICE_PORT,
     UI_PROBE_PATHS,
@@ -45,6 +43,7 @@ from app_production.k8s import (
     DeploySpec,
     object_prefix,
 )
+from app_production.k8s_channel import MONITOR_PORT, NATS_IMAGE
 from tests.helpers import ROOT
 
 Doc = dict[str, Any]
@@ -645,7 +644,7 @@ def test_the_broker_image_is_a_named_field_of_every_overlay(tmp_path: Path) -> N
 def test_the_files_say_how_to_publish_to_the_channel() -> None:
     rendered = kustomize.render(CHANNEL_SPEC)
     forward = "kubectl -n {} port-forward svc/penguins-channel 4222"
-    publish = "#   KIT_CHANNEL_URL=nats://127.0.0.1:4222 kit publish vN\n"
+    publish = "#   KIT_CHANNEL_URL=nats://127.0.0.1:4222 kit publish --version vN\n"
     for overlay in CHANNEL_SPEC.overlays:
         text = rendered[f"overlays/{overlay}/kustomization.yaml"]
         assert (
@@ -687,7 +686,7 @@ def test_an_existing_broker_is_followed_and_none_is_written(tmp_path: Path) -> N
             "localhost/kit/penguins-gradio",
         ]
     text = (folder / "overlays" / "prod" / "kustomization.yaml").read_text()
-    assert "#   KIT_CHANNEL_URL=nats://broker.example:4222 kit publish vN\n" in text
+    assert "#   KIT_CHANNEL_URL=nats://broker.example:4222 kit publish --version vN\n" in text
 
 
 def test_without_a_channel_nothing_of_it_appears(rendered: dict[str, list[Doc]]) -> None:
