@@ -234,12 +234,16 @@ class NatsChannel:
             ) from exc
 
     def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=self.timeout)
+        """End what is left (e.g. a call that timed out) in the loop's own thread, then stop it:
+        never `run_until_complete` here, the caller may run a loop of its own (uvicorn's)."""
         if self._thread.is_alive():
-            return
-        self._loop.run_until_complete(_cancel_the_rest())  # e.g. a call that timed out
-        self._loop.close()
+            with contextlib.suppress(Exception):
+                cleanup = asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self._loop)
+                cleanup.result(self.timeout)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=self.timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def _require_connection(self, what: str) -> None:
         if not self._nc.is_connected:

@@ -200,7 +200,7 @@ def note_if_served_differs(settings: KitSettings) -> None:
 def publish(
     version: VersionOption = None, channel: ChannelOption = None, home: HomeOption = None
 ) -> None:
-    """Make every replica of the service answer with a version, with no restart.
+    """Make every replica answer with a version, with no restart.
 
     The version is verified (sha256) and published: on this machine to the service `kit
     promote` started, or with --channel / KIT_CHANNEL_URL to a broker (NATS JetStream) that
@@ -217,7 +217,11 @@ def publish(
 
 @app.command()
 def rollback(channel: ChannelOption = None, home: HomeOption = None) -> None:
-    """Make every replica go back to the version published before (as `kit publish` does)."""
+    """Make every replica go back to the version published before.
+
+    The same steps as `kit publish`: verified, published, waited for on every live replica
+    (one line each); exit code 7 if a replica refuses it.
+    """
     _publish(None, rollback=True, channel=channel, home=home)
 
 

@@ -26,6 +26,8 @@ TITLES = {
     "tampered": "Tampered model file on every load path (a pickle that leaves a marker)",
     "other_host": "Access from another host (a network namespace)",
     "publish_under_load": "Publish and rollback under a steady stream of requests",
+    "replicas_publish_under_load": "Publish and rollback across three replicas (a NATS broker)",
+    "replicas_broker_restart": "The broker killed and restarted mid-stream; a late replica",
     "batch_resumed": "A batch killed (kill -9) mid-job and run again",
 }
 

@@ -367,3 +367,39 @@ def wait_replicas(home: Path, broker: Broker, names: set[str], timeout: float = 
                 return
         time.sleep(0.5)
     raise AssertionError(f"replicas {names} not all back after {timeout} s")
+
+
+def test_a_replica_started_while_the_broker_is_down_serves_then_follows(
+    home: Path, broker: Broker, start: object
+) -> None:
+    broker.kill()
+    (replica,) = start("r1")  # type: ignore[operator]
+    assert replica.version() == "v1"  # its image's version, at once
+    assert "channel unavailable, still serving penguins:v1" in replica.server.output()
+    broker.start()
+    wait_replicas(home, broker, {"r1"})  # it opens the channel by itself
+    published = kit(home, broker, "publish", "--version", "v2")
+    assert published.returncode == 0, published.stderr
+    assert replica_lines(published.stderr) == [("r1", "serves penguins:v2")]
+    assert replica.version() == "v2"
+
+
+def test_a_channel_url_the_kit_cannot_use_stops_the_service_with_the_reason(
+    home: Path, tmp_path: Path
+) -> None:
+    env = kit_env(
+        home,
+        BENTOML_HOME=str(home / "bentoml"),
+        KIT_MODEL_TAG="penguins:v1",
+        KIT_CHANNEL_URL="kafka://broker:9092",
+    )
+    command = [sys.executable, "-m", "bentoml", "serve", "app_production.service:ModelService"]
+    server = ServerProcess(
+        [*command, "--host", "127.0.0.1", "--port", str(free_port())], tmp_path / "bad.log", env
+    )
+    try:
+        code = server.wait_exit(timeout=120)
+    finally:
+        server.stop()
+    assert code != 0
+    assert "the scheme 'kafka' is not known: use nats://HOST:PORT" in server.output()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 import time
@@ -64,6 +65,18 @@ def test_no_broker_fails_fast_with_a_clear_error() -> None:
         NatsChannel(url, "penguins", timeout=1.0)
     assert time.monotonic() - began < 5
     assert isinstance(failed.value, ServiceUnavailable)  # exit code 4, as a service down
+
+
+def test_no_broker_fails_cleanly_under_a_running_event_loop() -> None:
+    """As in a service worker, whose __init__ runs under uvicorn's loop: the failed connect
+    cleans up in its own loop's thread (it once raised RuntimeError: another loop is running)."""
+    url = f"nats://127.0.0.1:{closed_port()}"
+
+    async def in_a_loop() -> None:
+        with pytest.raises(BrokerUnavailable, match="no broker answers"):
+            NatsChannel(url, "penguins", timeout=1.0)
+
+    asyncio.run(in_a_loop())
 
 
 @pytest.mark.parametrize("method", ["latest", "publish", "fetch", "report", "replicas", "close"])
