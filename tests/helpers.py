@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import re
 import signal
 import socket
@@ -295,3 +296,19 @@ def declare_limits(home: Path, limits: dict[str, tuple[float, float]] = DECLARED
         model_file=folder / MODEL_FILE,
     )
     return saved.version
+
+
+class _MakesMarker:
+    """Unpickling this calls os.mkdir(marker): harmless, and visible from any process."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.mkdir, (self.marker,)
+
+
+def evil_model(marker: Path) -> bytes:
+    """A plain pickle (joblib.load reads one) that creates `marker` when loaded: a tampered
+    model file whose code, if it were ever unpickled, leaves a trace a test can see."""
+    return pickle.dumps(_MakesMarker(marker), protocol=pickle.DEFAULT_PROTOCOL)

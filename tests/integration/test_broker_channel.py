@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pickle
 import shutil
 import signal
 import sys
@@ -24,7 +23,7 @@ from app_production.channel_protocol import PublishConflict
 from model.artifact import MANIFEST_FILE, MODEL_FILE, ModelStore, sha256_of, verify
 from model.errors import ArtifactError
 from tests.broker import TTL, Broker
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, evil_model
 
 
 @pytest.fixture
@@ -182,16 +181,6 @@ def test_artifact_is_uploaded_once_and_downloaded_verified(
         cli.publish(Channel(model="penguins:v1"), other)
 
 
-class _MakesMarker:
-    """Unpickling this calls os.mkdir(marker): harmless, and visible (test_tampered_paths.py)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return os.mkdir, (self.marker,)
-
-
 def test_a_tampered_object_is_refused_before_unpickling(
     broker: Broker,
     open_channel: Callable[..., NatsChannel],
@@ -201,7 +190,7 @@ def test_a_tampered_object_is_refused_before_unpickling(
     cli, replica = open_channel(), open_channel()
     published = cli.publish(Channel(model="penguins:v1"), versions["penguins:v1"])
     marker = tmp_path / "unpickled"
-    evil = pickle.dumps(_MakesMarker(marker), protocol=pickle.DEFAULT_PROTOCOL)
+    evil = evil_model(marker)
     put_object(broker.url, f"penguins/v1/{MODEL_FILE}", evil)  # the manifest is left as it was
     eventually(serves(replica, published))
     cache = tmp_path / "cache"

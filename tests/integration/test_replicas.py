@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 import shutil
 import subprocess
@@ -33,6 +32,7 @@ from model.schema import ModelSchema
 from tests.broker import Broker
 from tests.helpers import (
     ServerProcess,
+    evil_model,
     free_port,
     kit_env,
     run_kit,
@@ -242,16 +242,6 @@ def test_publish_and_rollback_reach_every_replica_under_load_with_no_failure(
     assert report["channel"] == f"the broker at {broker.url}"
 
 
-class _MakesMarker:
-    """Unpickling this calls os.mkdir(marker): harmless, and visible from any process."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return os.mkdir, (self.marker,)
-
-
 def test_a_tampered_artifact_on_the_broker_is_refused_by_every_replica(
     home: Path, broker: Broker, start: object, tmp_path: Path
 ) -> None:
@@ -263,7 +253,7 @@ def test_a_tampered_artifact_on_the_broker_is_refused_by_every_replica(
     folder = home / "models/penguins/v3"
     planted = tmp_path / "planted"
     planted.mkdir()
-    (planted / MODEL_FILE).write_bytes(pickle.dumps(_MakesMarker(marker)))
+    (planted / MODEL_FILE).write_bytes(evil_model(marker))
     shutil.copyfile(folder / MANIFEST_FILE, planted / MANIFEST_FILE)
     plant(broker.url, planted)
     streams = [Stream(replica, record_of(home)) for replica in replicas]

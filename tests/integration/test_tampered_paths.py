@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from tests.helpers import (
     Promoted,
     ServerProcess,
     bentoml_serve,
+    evil_model,
     free_port,
     promote,
     run_kit,
@@ -42,21 +41,6 @@ pytestmark = pytest.mark.reliability  # `make reliability` runs and reports thes
 TAMPERED = 3  # `kit --help`: model artifact missing or tampered
 REFUSED_VERSION = 7  # `kit --help`: the service refused a published model version
 STORE_COPY = "bentoml/models/penguins/{version}/" + MODEL_FILE  # what the service loads
-
-
-class _MakesMarker:
-    """Unpickling this calls os.mkdir(marker): harmless, and visible from any process."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return os.mkdir, (self.marker,)
-
-
-def evil_model(marker: Path) -> bytes:
-    """A plain pickle (joblib.load reads one) that creates `marker` when loaded."""
-    return pickle.dumps(_MakesMarker(marker), protocol=pickle.DEFAULT_PROTOCOL)
 
 
 @dataclass
