@@ -19,6 +19,7 @@ from model.errors import ArtifactError, ServiceUnavailable
 
 if TYPE_CHECKING:  # model.predictor imports pandas: only a prediction needs it (not kit status)
     from app_production.client import RemotePredictor
+    from model.feedback import FeedbackSink
     from model.predictor import Predictor
     from model.settings import Backend, KitSettings
 
@@ -125,6 +126,17 @@ def open_predictor(backend: Backend, settings: KitSettings, say: Say | None = No
             "with `kit promote`, forget it with `kit stop`, or use --backend local"
         )
     return _remote(state, settings)
+
+
+def open_feedback(predictor: Predictor, settings: KitSettings) -> FeedbackSink:
+    """Where the UI's "Wrong? Tell us" goes: through the service a remote predictor calls
+    (its POST /feedback: next to the model), else the kit home's feedback database."""
+    from app_production.client import RemoteFeedback, RemotePredictor
+    from model.feedback import FeedbackStore
+
+    if isinstance(predictor, RemotePredictor):
+        return RemoteFeedback(predictor)
+    return FeedbackStore(settings.feedback_db)
 
 
 def _remote(state: ServiceState, settings: KitSettings) -> RemotePredictor:

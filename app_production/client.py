@@ -15,6 +15,7 @@ from model.errors import REQUEST, FieldError, InvalidInput, KitError, ServiceUna
 from model.schema import ModelSchema, Record
 
 if TYPE_CHECKING:  # model.predictor imports pandas; `kit status` only asks for /metadata
+    from model.feedback import Feedback
     from model.predictor import ModelInfo, Prediction
 
 CONNECT_TIMEOUT_S = 3.05
@@ -156,6 +157,18 @@ class RemotePredictor:
 
     def close(self) -> None:
         self._session.close()
+
+
+class RemoteFeedback:
+    """A UI's feedback sent to the model service (`POST /feedback`), through its client: the
+    same URL, key, timeouts and errors (a service down is `ServiceUnavailable`)."""
+
+    def __init__(self, client: RemotePredictor) -> None:
+        self.client = client
+
+    def save(self, feedback: Feedback) -> int:
+        answer = self.client._post("/feedback", feedback.payload())
+        return int(answer["id"])
 
 
 def _field_errors(response: requests.Response) -> list[FieldError]:

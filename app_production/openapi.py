@@ -61,7 +61,8 @@ def description(name: str, version: str, schema: ModelSchema) -> str:
         f"{about}\n\n"
         f"Model `{name}:{version}` ({schema.task}). `POST /predict` answers one prediction per "
         "record, in order, or a 422 naming every bad field; `POST /metadata` names the version "
-        "answering now (`kit publish` changes it without a restart)."
+        "answering now (`kit publish` changes it without a restart); `POST /feedback` saves a "
+        "tester's correction of a prediction next to the model (`kit feedback` reads it)."
     )
 
 
@@ -110,8 +111,23 @@ def _answer(text: str, schema: str, example: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def refusals(schema: ModelSchema, *, records: bool, api_key: bool) -> dict[int, dict[str, Any]]:
-    """The 4xx answers of a POST route, as the service sends them: `records` for /predict."""
+def feedback_refusal_example(schema: ModelSchema) -> dict[str, Any]:
+    """A real 422 of /feedback: a record, but neither the prediction nor the correct answer."""
+    from model.feedback import check_feedback
+
+    body = {"record": records_example(schema)[0], "correct": None}
+    try:
+        check_feedback(schema, "model", body)
+    except InvalidInput as exc:
+        return {"error": str(exc), "errors": [error.to_json() for error in exc.errors]}
+    raise ValueError("the feedback refusal example was accepted")  # pragma: no cover
+
+
+def refusals(
+    schema: ModelSchema, *, records: bool, api_key: bool, feedback: bool = False
+) -> dict[int, dict[str, Any]]:
+    """The 4xx answers of a POST route, as the service sends them: `records` for /predict,
+    `feedback` for /feedback."""
     bad_request = refusal(request_error("valid JSON (EOF while parsing an object at line 1)"))
     answers = {
         400: _answer(
@@ -135,6 +151,13 @@ def refusals(schema: ModelSchema, *, records: bool, api_key: bool) -> dict[int, 
                 refusal_example(schema),
             )
             if records
+            else _answer(
+                "Invalid feedback (one error per bad field: the record, the prediction, the "
+                "correct answer); nothing was saved",
+                InvalidRecords.__name__,
+                feedback_refusal_example(schema),
+            )
+            if feedback
             else _answer(
                 "The body is not a JSON object",
                 InvalidRecords.__name__,
@@ -177,11 +200,15 @@ def finish_document(
     predict["requestBody"]["required"] = True  # an empty body is a 422: no records
     for media in predict["requestBody"]["content"].values():
         media["example"] = {"records": records_example(schema)}
+    if "/feedback" in document["paths"]:
+        _require_feedback_fields(document, document["paths"]["/feedback"]["post"], schema)
     for path, item in document["paths"].items():
         operation = item.get("post")
         if operation is None:
             continue
-        answers = refusals(schema, records=path == "/predict", api_key=api_key)
+        answers = refusals(
+            schema, records=path == "/predict", api_key=api_key, feedback=path == "/feedback"
+        )
         responses = {
             code: answer
             for code, answer in operation.get("responses", {}).items()
@@ -194,6 +221,31 @@ def finish_document(
     if api_key:
         components[_ERROR] = _ERROR_SCHEMA
     return document
+
+
+FEEDBACK_REQUIRED = ["record", "prediction", "correct"]
+
+
+def _require_feedback_fields(
+    document: dict[str, Any], operation: dict[str, Any], schema: ModelSchema
+) -> None:
+    """/feedback's body: required, its three fields too (the handler's defaults exist only so
+    that a missing field gets the kit's own 422, naming it), and a real example."""
+    operation["requestBody"]["required"] = True
+    record = records_example(schema)[0]
+    if schema.task == "classification" and schema.classes:
+        example: dict[str, Any] = {
+            "prediction": {"label": schema.classes[0], "model_version": "v1"},
+            "correct": schema.classes[-1],
+        }
+    else:
+        example = {"prediction": {"value": 1.0, "model_version": "v1"}, "correct": 2.0}
+    for media in operation["requestBody"]["content"].values():
+        body = media["schema"]
+        if "$ref" in body:
+            body = document["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
+        body["required"] = FEEDBACK_REQUIRED
+        media["example"] = {"record": record, **example, "comment": "looks like a Gentoo"}
 
 
 # The page: BentoML's own Swagger UI files (/static_content/, served by the service), no tag

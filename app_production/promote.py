@@ -75,7 +75,10 @@ def service_env(settings: KitSettings, model_tag: str) -> dict[str, str]:
         "KIT_MODEL_TAG": model_tag,
         "BENTOML_DO_NOT_TRACK": "True",
         "PYTHONUNBUFFERED": "1",
+        "KIT_FEEDBACK_DB": str(settings.feedback_db),  # `kit feedback` reads it there
     }
+    if (log := settings.prediction_log_dir) is not None:  # `kit monitor` reads it there
+        env["KIT_PREDICTION_LOG"] = str(log)
     if settings.api_key is not None:
         env["KIT_API_KEY"] = settings.api_key.get_secret_value()
     return env

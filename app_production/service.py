@@ -6,11 +6,12 @@ BentoML model store into which `kit promote` copied the artifact and its manifes
 
 Routes: POST /predict {"records": [...]} -> {"predictions": [...]} (the contract's Prediction
 shape, with its warnings; /metrics counts them per field as `kit_prediction_warnings_total`);
-POST /metadata -> name, version, sha256, schema, metrics; /livez, /readyz, /metrics, the
-OpenAPI document at /docs.json and its Swagger page at /docs (`/` redirects there) stay open;
-with KIT_API_KEY set every other route needs it. The docs are the model's: its title, version
-and description, its examples, the answers' real shapes, and a page that loads nothing from
-anywhere but the service (app_production/openapi.py).
+POST /metadata -> name, version, sha256, schema, metrics; POST /feedback {"record", "prediction",
+"correct", "comment"?, "user"?} saves a tester's correction next to the model. /livez, /readyz,
+/metrics, the OpenAPI document at /docs.json and its Swagger page at /docs (`/` redirects
+there) stay open; with KIT_API_KEY set every other route needs it. The docs are the model's:
+its title, version and description, its examples, the answers' real shapes, and a page that
+loads nothing from anywhere but the service (app_production/openapi.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import gc
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,11 +35,13 @@ from app_production.follower import Follower, replica_id
 from app_production.guards import ApiKeyGuard, BodyLimit, RequestErrors
 from app_production.openapi import DocsPage, finish_document, title
 from model.errors import InvalidInput
+from model.feedback import FeedbackStore
 from model.outputs import finite_output, non_finite_errors
 from model.record_model import predictions_model, record_model
 from model.schema import SCHEMA_FORMAT, ModelSchema, upgrade_schema
 
 if TYPE_CHECKING:
+    from app_production.prediction_log import PredictionLog
     from model.predictor import LocalPredictor
 
 # A container listens beyond loopback (`kit build` sets KIT_REQUIRE_API_KEY=true in the image):
@@ -69,6 +73,31 @@ timeouts.install()  # BentoML's request timeout keeps every request alive for 30
 supervision.install()  # a killed worker is noticed in 0.5 s, not 10 s
 MAX_BODY_BYTES = int(os.environ.get("KIT_MAX_BODY_BYTES", str(1 << 20)))
 
+
+def prediction_log() -> PredictionLog | None:
+    """KIT_PREDICTION_LOG: a folder (`kit promote` passes the kit home's), or `on` for one
+    next to BentoML's store; off by default. KIT_PREDICTION_LOG_SAMPLE: the share logged."""
+    from app_production.prediction_log import PredictionLog
+
+    given = os.environ.get("KIT_PREDICTION_LOG", "").strip()
+    if given.lower() in ("", "off", "false", "0", "no"):
+        return None
+    home = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
+    folder = home / "prediction-log" if given.lower() in ("on", "true", "1", "yes") else Path(given)
+    sample = float(os.environ.get("KIT_PREDICTION_LOG_SAMPLE", "") or 1.0)
+    log = PredictionLog(folder, sample=sample)
+    atexit.register(log.close)  # what is queued is written before the worker exits
+    return log
+
+
+def feedback_db() -> Path:
+    """KIT_FEEDBACK_DB (`kit promote` sets the kit home's), else next to BentoML's store: in a
+    container that is its /tmp, so mount a volume there, or set KIT_FEEDBACK_DB to one."""
+    given = os.environ.get("KIT_FEEDBACK_DB", "").strip()
+    home = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
+    return Path(given) if given else home / "kit-feedback.sqlite"
+
+
 # Validation is the schema's own (the same field errors as in-process); the OpenAPI document
 # shows the generated record model: the real features with their bounds and choices.
 Records = Annotated[
@@ -85,6 +114,26 @@ Records = Annotated[
 ]
 
 
+# POST /feedback's fields, as documented: the record model, the prediction's JSON (it names its
+# version), a class of the model or a number. Validation is check_feedback's (each bad field).
+_CORRECT = {"enum": SCHEMA.classes} if SCHEMA.classes else {"type": "number"}
+FeedbackRecord = Annotated[Any, WithJsonSchema(record_model(SCHEMA).model_json_schema())]
+FeedbackPrediction = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": "object",
+            "required": ["model_version"],
+            "properties": {"model_version": {"type": "string", "minLength": 1}},
+            "description": "The prediction the tester saw, as /predict answered it",
+        }
+    ),
+]
+FeedbackCorrect = Annotated[Any, WithJsonSchema({**_CORRECT, "description": "The right answer"})]
+FeedbackText = Annotated[Any, WithJsonSchema({"type": "string", "maxLength": 128})]
+FeedbackComment = Annotated[Any, WithJsonSchema({"type": "string", "maxLength": 2000})]
+
+
 # {"predictions": [...]}: the contract's Prediction shape for this model (label and
 # probabilities, or value; model_version; warnings), for the OpenAPI document.
 PredictOutput = predictions_model(SCHEMA)
@@ -97,6 +146,14 @@ class MetadataOutput(BaseModel):
     name: str
     version: str
     sha256: str
+
+
+class FeedbackOutput(BaseModel):
+    """The feedback row saved (for the OpenAPI document)."""
+
+    id: int
+    model: str
+    version: str
 
 
 class DocumentedService(bentoml.Service):  # type: ignore[misc]
@@ -150,6 +207,8 @@ class ModelService:
         self.manifest: dict[str, Any] = MANIFEST
         self.batcher: GreedyBatcher[dict[str, Any], dict[str, Any]] = GreedyBatcher(self._run)
         self.follower = self._follow_channel()
+        self.feedback_store = FeedbackStore(feedback_db())
+        self.prediction_log = prediction_log()
         gc.collect()
         gc.freeze()  # the imports' objects leave the collector's work: shorter pauses
 
@@ -212,6 +271,7 @@ class ModelService:
     @bentoml.api(route="/predict", output_spec=PredictOutput)  # type: ignore[untyped-decorator]
     async def predict(self, records: Records) -> Any:
         """Predict records; 422 with one error per bad field (nothing is predicted then)."""
+        began = time.perf_counter()
         try:
             clean = SCHEMA.validate_records(records)
         except InvalidInput as exc:
@@ -227,14 +287,58 @@ class ModelService:
             refused = InvalidInput(non_finite_errors(SCHEMA, unusable))
             body = {"error": str(refused), "errors": [e.to_json() for e in refused.errors]}
             return JSONResponse(body, status_code=422)
+        if self.prediction_log is not None:  # queued only: written by the log's own thread
+            self._log(clean, predictions, (time.perf_counter() - began) * 1000)
         return JSONResponse({"predictions": predictions})
+
+    def _log(
+        self, records: list[dict[str, Any]], predictions: list[dict[str, Any]], latency_ms: float
+    ) -> None:
+        from app_production.prediction_log import LoggedPrediction
+
+        assert self.prediction_log is not None
+        now, name = time.time(), MANIFEST["name"]
+        self.prediction_log.submit(
+            [
+                LoggedPrediction(
+                    now, name, p["model_version"], latency_ms, r, p, p.get("warnings") or []
+                )
+                for r, p in zip(records, predictions, strict=True)
+            ]
+        )
+
+    @bentoml.api(route="/feedback", output_spec=FeedbackOutput)  # type: ignore[untyped-decorator]
+    def feedback(
+        self,
+        record: FeedbackRecord = None,
+        prediction: FeedbackPrediction = None,
+        correct: FeedbackCorrect = None,
+        comment: FeedbackComment = "",
+        user: FeedbackText = "",
+        source: FeedbackText = "",
+    ) -> Any:
+        """A tester's correction of a prediction ("Wrong? Tell us" in a UI that calls this
+        service), saved next to the model; 422 naming every bad field (nothing is saved)."""
+        from model.feedback import check_feedback
+
+        source = "api" if source in ("", None) else source
+        body = {"record": record, "prediction": prediction, "correct": correct}
+        body |= {"comment": comment, "user": user, "source": source}
+        try:
+            row = check_feedback(SCHEMA, MANIFEST["name"], body)
+        except InvalidInput as exc:
+            errors = [error.to_json() for error in exc.errors]
+            return JSONResponse({"error": str(exc), "errors": errors}, status_code=422)
+        saved = self.feedback_store.save(row)
+        return JSONResponse({"id": saved, "model": row.model, "version": row.version})
 
     @bentoml.api(route="/metadata", output_spec=MetadataOutput)  # type: ignore[untyped-decorator]
     def metadata(self) -> Any:
         """The served model: name, version, sha256, schema, metrics, library versions; and the
         last published version this service refused, if any, with the reason."""
         refused = self.follower.refused if self.follower else None
-        return JSONResponse({**self.manifest, "refused": refused})
+        logged = self.prediction_log.stats() if self.prediction_log else None
+        return JSONResponse({**self.manifest, "refused": refused, "prediction_log": logged})
 
 
 # Added last = outermost: the key is checked before the body is read. Innermost: BentoML's own

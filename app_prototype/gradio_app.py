@@ -18,6 +18,7 @@ from app_prototype import presentation as ui
 from app_prototype.gradio_auth import login_wall_kwargs
 from app_prototype.sharing import lan_urls, only_this_machine, require_auth_if_exposed
 from model.errors import InvalidInput, ServiceUnavailable
+from model.feedback import FeedbackSink
 from model.predictor import Prediction, Predictor
 from model.schema import Feature, ModelSchema
 
@@ -94,19 +95,27 @@ def _forget(name: str) -> Callable[[Any, list[str]], tuple[str, list[str]]]:
     return edited
 
 
-def _signature(schema: ModelSchema) -> inspect.Signature:
+def _signature(schema: ModelSchema, *extra: str) -> inspect.Signature:
+    """The API's parameters: the features' names (feature_0... where they cannot be), then
+    `extra`."""
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     names = schema.feature_names
-    if not all(name.isidentifier() for name in names):
+    if not all(name.isidentifier() for name in names) or set(names) & set(extra):
         names = [f"feature_{i}" for i in range(len(names))]
-    return inspect.Signature([inspect.Parameter(name, kind) for name in names])
+    return inspect.Signature([inspect.Parameter(name, kind) for name in [*names, *extra]])
 
 
-def build_demo(predictor: Predictor, *, show_service_url: bool = False) -> gr.Blocks:
+def build_demo(
+    predictor: Predictor,
+    *,
+    show_service_url: bool = False,
+    feedback: FeedbackSink | None = None,
+) -> gr.Blocks:
     """A Blocks app: one widget per feature (a grid for many), examples that predict when
     clicked, a record pasted as JSON, and beside them Predict, what needs attention and the
-    result, which always belongs to the inputs shown. `show_service_url`: the viewer is the
-    owner (`only_this_machine`), who may see where the model service is."""
+    result, which always belongs to the inputs shown; with `feedback`, "Wrong? Tell us" under
+    the result. `show_service_url`: the viewer is the owner (`only_this_machine`), who may see
+    where the model service is."""
     info = predictor.info()
     schema = info.model_schema
 
@@ -199,6 +208,8 @@ def build_demo(predictor: Predictor, *, show_service_url: bool = False) -> gr.Bl
                 summary.render()
                 with gr.Accordion("Raw prediction (the API's JSON)", open=False):
                     raw.render()
+                if feedback is not None:
+                    _feedback_panel(feedback, predictor, schema, inputs, raw)
         # On each page load: the backend's current URL (a promoted service may have moved).
         demo.load(
             lambda: ui.header_markdown(predictor.info(), show_service_url),
@@ -232,6 +243,43 @@ def build_demo(predictor: Predictor, *, show_service_url: bool = False) -> gr.Bl
                 api_visibility=PRIVATE,
             )
     return demo
+
+
+def _feedback_panel(
+    sink: FeedbackSink,
+    predictor: Predictor,
+    schema: ModelSchema,
+    inputs: list[gr.components.Component],
+    raw: gr.JSON,
+) -> None:
+    """ "Wrong? Tell us": the correct class (or value) and a comment, about the prediction
+    shown (the raw JSON beside it: empty once inputs change), saved with the tester's user
+    name; the API's `feedback` endpoint, too."""
+    with gr.Accordion(ui.FEEDBACK_TITLE, open=False, elem_id="feedback"):
+        correct: gr.components.Component
+        if schema.task == "classification":
+            choices = [(ui.class_label(schema, c), c) for c in schema.classes or []]
+            correct = gr.Dropdown(
+                choices=choices, value=None, label=ui.feedback_label(schema), elem_id="fb-correct"
+            )
+        else:
+            correct = gr.Number(value=None, label=ui.feedback_label(schema), elem_id="fb-correct")
+        comment = gr.Textbox(label="comment (optional)", lines=2, elem_id="fb-comment")
+        send = gr.Button("Send feedback", elem_id="fb-send")
+        status = gr.Markdown(elem_id="fb-status")
+
+    def send_feedback(*values: Any) -> str:
+        *features, prediction, right, remark, request = values
+        user = getattr(request, "username", None)
+        record = ui.record_from_widgets(schema, features)
+        return ui.send_feedback(
+            sink, predictor.info(), record, prediction, right, remark, user, "gradio"
+        )
+
+    extra = ("prediction", "correct", "comment", "request")
+    send_feedback.__signature__ = _signature(schema, *extra)  # type: ignore[attr-defined]
+    send_feedback.__annotations__ = {"request": gr.Request}  # Gradio passes it: the user name
+    send.click(send_feedback, [*inputs, raw, correct, comment], status, api_name="feedback")
 
 
 def _shown(
@@ -272,10 +320,11 @@ def launch(
     share_server: str | None = None,
     lan_host: str = "0.0.0.0",  # noqa: S104 - only used when sharing, which requires auth
     say: Callable[[str], None] = print,
+    feedback: FeedbackSink | None = None,
 ) -> Launched:
     """Start the demo without blocking. With `share`, fall back to the LAN when no link comes."""
     require_auth_if_exposed(host, share, auth)
-    demo = build_demo(predictor, show_service_url=only_this_machine(host, share))
+    demo = build_demo(predictor, show_service_url=only_this_machine(host, share), feedback=feedback)
     options: dict[str, Any] = {
         "auth": auth,
         "prevent_thread_lock": True,

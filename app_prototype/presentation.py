@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from model import metrics
-from model.errors import InvalidInput, ServiceUnavailable
+from model.errors import InvalidInput, KitError, ServiceUnavailable
+from model.feedback import FeedbackSink, check_feedback
 from model.predictor import ModelInfo, Prediction
 from model.schema import Feature, ModelSchema, Record
 
@@ -278,3 +279,49 @@ def warnings_markdown(prediction: Prediction) -> str:
 
 def probabilities_sorted(prediction: Prediction, schema: ModelSchema) -> list[tuple[str, float]]:
     return sorted(shown_probabilities(prediction, schema).items(), key=lambda kv: -kv[1])
+
+
+FEEDBACK_TITLE = "Wrong? Tell us"
+FEEDBACK_FIRST = "Predict first: feedback is about the prediction shown."
+FEEDBACK_SAVED = "Thank you: saved with the record, the prediction and version {version}."
+
+
+def feedback_label(schema: ModelSchema) -> str:
+    return "the correct class" if schema.task == "classification" else "the correct value"
+
+
+def send_feedback(
+    sink: FeedbackSink,
+    info: ModelInfo,
+    record: Record,
+    prediction: Mapping[str, Any] | None,
+    correct: Any,
+    comment: str,
+    user: str | None,
+    source: str,
+) -> str:
+    """Check and save one tester's feedback; the line to show (saved, or what is wrong, or
+    that it could not be saved — the form keeps what the tester typed in every case)."""
+    if not prediction:
+        return FEEDBACK_FIRST
+    payload = {
+        "record": record,
+        "prediction": dict(prediction),
+        "correct": correct if correct not in ("", MISSING_CHOICE) else None,
+        "comment": comment or "",
+        "user": user or "",
+        "source": source,
+    }
+    try:
+        feedback = check_feedback(info.model_schema, info.name, payload)
+        sink.save(feedback)
+    except InvalidInput as exc:
+        return "Feedback not saved: " + "; ".join(e.message for e in exc.errors)
+    except ServiceUnavailable:
+        return (
+            "Feedback could not be saved: the model service is unavailable. What you typed is "
+            "kept here: send it again in a moment."
+        )
+    except KitError as exc:  # e.g. the service refused the UI's API key
+        return f"Feedback could not be saved: {exc}"
+    return FEEDBACK_SAVED.format(version=feedback.version)

@@ -16,6 +16,7 @@ import streamlit as st
 
 from app_prototype import presentation as ui
 from model.errors import InvalidInput, KitError, ServiceUnavailable
+from model.feedback import FeedbackSink
 from model.predictor import ModelInfo, Prediction, Predictor
 from model.schema import Feature, ModelSchema
 
@@ -23,6 +24,8 @@ EXAMPLE_NONE = "(defaults)"
 PREDICT_NOW = "predict_now"  # set by a picked example or a pasted record: predict this run
 JSON_ERROR = "json_error"
 SCROLL_HEIGHT = 480  # px: a wide model's features scroll; Predict and the result stay in view
+USER = "auth_name"  # the signed-in tester's user name
+SHOWN = "shown"  # the last prediction shown: {"values", "record", "prediction"}
 
 
 def password_gate(user: str, password: str) -> None:
@@ -39,6 +42,7 @@ def password_gate(user: str, password: str) -> None:
         password_ok = hmac.compare_digest(given_password.encode(), password.encode())
         if user_ok and password_ok:
             st.session_state["auth_ok"] = True
+            st.session_state[USER] = given_user  # who sends feedback
             st.rerun()
         st.error("Wrong username or password")
     st.stop()
@@ -150,8 +154,10 @@ def show_prediction(
     predictor: Predictor, info: ModelInfo, values: list[Any], show_service_url: bool = False
 ) -> None:
     schema = info.model_schema
+    st.session_state.pop(SHOWN, None)
+    record = ui.record_from_widgets(schema, values)
     try:
-        prediction = predictor.predict([ui.record_from_widgets(schema, values)])[0]
+        prediction = predictor.predict([record])[0]
     except InvalidInput as exc:
         for error in exc.errors:
             st.error(f"Invalid input: {error.message}")
@@ -159,6 +165,12 @@ def show_prediction(
     except ServiceUnavailable as exc:
         st.error(ui.unavailable_message(exc, show_service_url))
         return
+    st.session_state[SHOWN] = {"values": values, "record": record, "prediction": prediction}
+    _show(prediction, info)
+
+
+def _show(prediction: Prediction, info: ModelInfo) -> None:
+    schema = info.model_schema
     st.success(f"Prediction: {ui.prediction_summary(prediction, schema, info.metrics)}")
     for message in prediction.warnings or []:
         st.warning(message)
@@ -174,6 +186,7 @@ def page(
     *,
     auth: tuple[str, str] | None = None,
     show_service_url: bool = False,
+    load_feedback: Callable[[Predictor], FeedbackSink] | None = None,
 ) -> None:
     """The whole page: the sign-in (with `auth`), then the model, loaded only then, and its
     form. `show_service_url`: the reader is the owner (the page is served on loopback only)."""
@@ -186,11 +199,52 @@ def page(
     except KitError as exc:
         st.error(str(exc))
         st.stop()
-    render(predictor, info, show_service_url=show_service_url)
+    feedback = load_feedback(predictor) if load_feedback else None
+    render(predictor, info, show_service_url=show_service_url, feedback=feedback)
 
 
-def render(predictor: Predictor, info: ModelInfo, *, show_service_url: bool = False) -> None:
-    """The demo of the model behind `predictor`: header, form, result."""
+def feedback_form(
+    sink: FeedbackSink, info: ModelInfo, record: dict[str, Any], prediction: Prediction
+) -> None:
+    """ "Wrong? Tell us" under the prediction shown: the correct class (or value) and a
+    comment, saved with the tester's user name; the form keeps what was typed."""
+    schema = info.model_schema
+    with st.expander(ui.FEEDBACK_TITLE), st.form("feedback"):
+        if schema.task == "classification":
+            classes = schema.classes or []
+            correct = st.selectbox(
+                ui.feedback_label(schema),
+                classes,
+                index=None,
+                format_func=lambda c: ui.class_label(schema, c),
+                key="fb_correct",
+            )
+        else:
+            correct = st.number_input(ui.feedback_label(schema), value=None, key="fb_correct")
+        comment = st.text_area("comment (optional)", key="fb_comment")
+        if st.form_submit_button("Send feedback"):
+            said = ui.send_feedback(
+                sink,
+                info,
+                record,
+                prediction.to_json(),
+                correct,
+                comment,
+                st.session_state.get(USER),
+                "streamlit",
+            )
+            (st.success if said.startswith("Thank you") else st.error)(said)
+
+
+def render(
+    predictor: Predictor,
+    info: ModelInfo,
+    *,
+    show_service_url: bool = False,
+    feedback: FeedbackSink | None = None,
+) -> None:
+    """The demo of the model behind `predictor`: header, form, result; with `feedback`,
+    "Wrong? Tell us" under the result."""
     schema = info.model_schema
     st.markdown(ui.header_markdown(info, show_service_url))
     names = ui.example_names(schema)
@@ -215,10 +269,15 @@ def render(predictor: Predictor, info: ModelInfo, *, show_service_url: bool = Fa
             if problem := st.session_state.pop(JSON_ERROR, None):
                 st.error(problem)
     with right:
+        shown = st.session_state.get(SHOWN)
         if submitted or st.session_state.pop(PREDICT_NOW, False):
             show_prediction(predictor, info, values, show_service_url)
+        elif shown is not None and shown["values"] == values:  # e.g. feedback sent: no new call
+            _show(shown["prediction"], info)
         else:
             st.info("Set the features and press Predict.")
+        if feedback is not None and (shown := st.session_state.get(SHOWN)) is not None:
+            feedback_form(feedback, info, shown["record"], shown["prediction"])
 
 
 def _json_hint(schema: ModelSchema) -> str:

@@ -51,7 +51,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from model.artifact import MODEL_FILE, NAME_PATTERN, Manifest, ModelStore, verify
+from model.artifact import (
+    MODEL_FILE,
+    NAME_PATTERN,
+    REFERENCE_FILE,
+    Manifest,
+    ModelStore,
+    verify,
+)
 from model.errors import UsageError
 from model.schema import Feature, ModelSchema
 
@@ -312,7 +319,8 @@ class AnnotateReport:
 
 def annotate_model(store: ModelStore, name: str, version: str | None, path: Path) -> AnnotateReport:
     """A new version of `name` (from `version`, default its latest) with the annotations on
-    its schema: the model file copied byte for byte, the metrics kept; it becomes current."""
+    its schema: the model file (and its reference data) copied byte for byte, the metrics kept;
+    it becomes current."""
     annotations = load_annotations(path)
     versions = store.versions(name) if NAME_PATTERN.fullmatch(name) else []  # no '../'
     if not versions:
@@ -327,6 +335,7 @@ def annotate_model(store: ModelStore, name: str, version: str | None, path: Path
         raise UsageError(f"{path} annotates nothing: add [model], [features.NAME] or [classes]")
     folder = store.path(name, version)
     source = verify(folder)  # never copy a file that changed since it was saved
+    reference = folder / REFERENCE_FILE
     manifest = store.save(
         name=name,
         schema=apply_annotations(source.schema_, annotations),
@@ -334,5 +343,6 @@ def annotate_model(store: ModelStore, name: str, version: str | None, path: Path
         source="annotate",
         model_file=folder / MODEL_FILE,
         versions=source.versions,  # the libraries the model file was made with
+        reference=reference if reference.is_file() else None,  # older artifacts have none
     )
     return AnnotateReport(source=source, manifest=manifest, summary=annotations.summary())

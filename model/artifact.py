@@ -2,8 +2,10 @@
 
 Layout under the kit's home folder::
 
-    models/<name>/<version>/model.joblib     the fitted estimator or Pipeline
-    models/<name>/<version>/manifest.json    `Manifest` below
+    models/<name>/<version>/model.joblib       the fitted estimator or Pipeline
+    models/<name>/<version>/manifest.json      `Manifest` below
+    models/<name>/<version>/reference.parquet  inputs the model was made from (a sample), for
+                                               `kit monitor`; absent from older artifacts
     current.json                             {"name": ..., "version": ...}: the model in use
 """
 
@@ -17,7 +19,7 @@ import shutil
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 from pydantic import BaseModel, ConfigDict
@@ -25,8 +27,15 @@ from pydantic import BaseModel, ConfigDict
 from model.errors import ArtifactError
 from model.schema import SCHEMA_FORMAT, ModelSchema, upgrade_schema
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
+# Data only (never unpickled), so outside the manifest's sha256. Absent from older artifacts.
+REFERENCE_FILE = "reference.parquet"
+REFERENCE_ROWS = 5_000  # at most; a larger sample is drawn down with REFERENCE_SEED
+REFERENCE_SEED = 0
 FORMAT_VERSION = SCHEMA_FORMAT  # 2: inferred bounds are an expected range, not hard limits
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -144,13 +153,18 @@ class ModelStore:
         model_file: Path | None = None,
         make_current: bool = True,
         versions: dict[str, str] | None = None,
+        reference: pd.DataFrame | Path | None = None,
     ) -> Manifest:
         """Write a new version: the estimator (or a user's joblib file, copied byte for byte).
 
         `versions`: the libraries the model file was made with, when not the installed ones
-        (`kit annotate` copies an older version's file).
+        (`kit annotate` copies an older version's file). `reference`: the model's inputs it was
+        made from (the schema's columns are kept, at most REFERENCE_ROWS rows), or an older
+        version's reference file, copied; `kit monitor` compares production inputs with it.
         """
         check_name(name)
+        if reference is not None and not isinstance(reference, Path):
+            reference = reference_inputs(reference, schema)  # checked before anything is written
         version = self.next_version(name)
         folder = self.path(name, version)
         folder.mkdir(parents=True)
@@ -161,6 +175,8 @@ class ModelStore:
                 estimator = joblib.load(target)
         else:
             joblib.dump(estimator, target)
+        if reference is not None:  # before the manifest: a version exists once that is written
+            write_reference(reference, schema, folder / REFERENCE_FILE)
         manifest = Manifest(
             name=name,
             version=version,
@@ -176,6 +192,22 @@ class ModelStore:
         if make_current:
             self.set_current(name, version)
         return manifest
+
+    def reference(self, name: str, version: str) -> pd.DataFrame | None:
+        """The reference inputs of a version; None for one saved without (before `kit monitor`
+        existed, or with no sample)."""
+        path = self.path(name, version) / REFERENCE_FILE
+        if not path.is_file():
+            return None
+        import pandas as pd
+
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # pyarrow's errors have no common base worth naming
+            raise ArtifactError(
+                f"reference data {path} is not readable ({type(exc).__name__}: {exc}): train or "
+                "import the model again"
+            ) from exc
 
     def set_current(self, name: str, version: str) -> None:
         if not (self.path(name, version) / MANIFEST_FILE).exists():
@@ -199,6 +231,50 @@ class ModelStore:
             raise ArtifactError(
                 f"{self.current_file} is damaged ({exc}): run `kit train` or `kit import` again"
             ) from exc
+
+
+def reference_inputs(data: pd.DataFrame, schema: ModelSchema) -> pd.DataFrame:
+    """The schema's input columns of `data`, in order, at most REFERENCE_ROWS rows."""
+    missing = [name for name in schema.feature_names if name not in data.columns]
+    if missing:
+        raise ArtifactError(
+            f"the reference data lacks the model's inputs {missing}: give the sample's columns"
+        )
+    frame = data[schema.feature_names]
+    if len(frame) > REFERENCE_ROWS:
+        frame = frame.sample(n=REFERENCE_ROWS, random_state=REFERENCE_SEED)
+    return frame.reset_index(drop=True)
+
+
+class ReferenceWarning(UserWarning):
+    """The reference data could not be kept: the model is saved, `kit monitor` cannot use it."""
+
+
+def write_reference(reference: pd.DataFrame | Path, schema: ModelSchema, path: Path) -> None:
+    """The reference inputs as parquet (data only, nothing to unpickle), or a file copied.
+
+    Monitoring data must never fail a save: a column parquet cannot hold as is (mixed types)
+    is kept as text; if that fails too, a ReferenceWarning says so and the file is left out.
+    """
+    if isinstance(reference, Path):
+        shutil.copyfile(reference, path)
+        return
+    frame = reference_inputs(reference, schema)
+    try:
+        frame.to_parquet(path, index=False)
+        return
+    except Exception:  # pyarrow's ArrowTypeError/ArrowInvalid on a mixed object column
+        mixed = {c: "string" for c in frame.columns if frame[c].dtype == object}
+    try:
+        frame.astype(mixed).to_parquet(path, index=False)
+    except Exception as exc:  # no parquet engine installed, or a column beyond repair
+        path.unlink(missing_ok=True)
+        warnings.warn(
+            f"the reference data was not kept ({type(exc).__name__}: {exc}): `kit monitor` "
+            "cannot compare production inputs with this version",
+            ReferenceWarning,
+            stacklevel=3,
+        )
 
 
 def describe_estimator(estimator: Any) -> str:

@@ -251,5 +251,6 @@ def import_model(
         source="import",
         model_file=model_path,
         estimator=estimator,
+        reference=features,  # the sample's input columns: what `kit monitor` compares with
     )
     return ImportReport(manifest=manifest, notes=notes)

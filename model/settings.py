@@ -44,6 +44,17 @@ class KitSettings(BaseSettings):
         description="Broker that every replica of the service follows for model versions "
         "(nats://HOST:PORT); unset: the service's own file on this machine.",
     )
+    prediction_log: str | None = Field(
+        default=None,
+        description="Log what the service answers (off by default): a folder, or `on` for "
+        "<home>/prediction-log; `kit monitor` reads it.",
+    )
+    prediction_log_sample: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="The share of predictions the log keeps (e.g. 0.1), drawn at random.",
+    )
     lan_host: str = Field(
         default="0.0.0.0",  # noqa: S104 - sharing on the LAN is the point, and requires auth
         description="Address the demo binds when it is shared on the local network.",
@@ -96,6 +107,21 @@ class KitSettings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def prediction_log_dir(self) -> Path | None:
+        """Where the service logs its predictions (None: not logging)."""
+        value = (self.prediction_log or "").strip()
+        if value.lower() in ("", "off", "false", "0", "no"):
+            return None
+        if value.lower() in ("on", "true", "1", "yes"):
+            return self.home / "prediction-log"
+        return Path(value).expanduser()
+
+    @property
+    def feedback_db(self) -> Path:
+        """Testers' feedback (SQLite), next to the models."""
+        return self.home / "feedback.sqlite"
 
     @property
     def bentoml_home(self) -> Path:

@@ -102,4 +102,11 @@ def train_example(store: ModelStore, name: str = EXAMPLE_NAME) -> Manifest:
     metrics["test_baseline_accuracy"] = float(baseline.score(x_test, y_test))
     metrics["train_accuracy"] = float(pipeline.score(x_train, y_train))
     metrics["n_train"], metrics["n_test"] = float(len(x_train)), float(len(x_test))
-    return store.save(name=name, schema=schema, metrics=metrics, source="train", estimator=pipeline)
+    return store.save(
+        name=name,
+        schema=schema,
+        metrics=metrics,
+        source="train",
+        estimator=pipeline,
+        reference=x_train,  # the inputs the model learnt from: what `kit monitor` compares with
+    )

@@ -348,7 +348,9 @@ from scripts import (  # noqa: E402, F401
     batch_commands,
     build_commands,
     deploy_commands,
+    feedback_commands,
     model_commands,
+    monitor_commands,
     service_commands,
 )
 from scripts.bench import command  # noqa: E402, F401

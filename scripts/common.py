@@ -31,7 +31,8 @@ EXIT_CODES = (
     "Exit codes: 0 ok · 1 unexpected error · 2 invalid input or usage (including serving beyond "
     "localhost without credentials) · 3 model artifact missing or tampered · 4 model service "
     "unavailable · 5 the service refused the API key · 6 a `kit promote` or `kit build` step "
-    "failed · 7 the service refused a published model version."
+    "failed · 7 the service refused a published model version · 8 `kit monitor` found drift "
+    "beyond its thresholds."
 )
 
 

@@ -70,7 +70,7 @@ def _run_gradio(
     auth: tuple[str, str] | None,
     say: Callable[[str], None],
 ) -> int:
-    from app_production.backends import open_predictor
+    from app_production.backends import open_feedback, open_predictor
     from app_prototype.gradio_app import launch
 
     bypass_proxy_for(host, settings.lan_host if share else host)
@@ -86,6 +86,7 @@ def _run_gradio(
         share_server=share_server,
         lan_host=settings.lan_host,
         say=say,
+        feedback=open_feedback(predictor, settings),
     )
     say(f"Demo running at {launched.local_url} (Ctrl-C to stop)")
     for url in launched.lan:

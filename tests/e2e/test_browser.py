@@ -202,3 +202,30 @@ def _child_commands(pid: int) -> list[str]:
             continue
         commands.append(raw.replace(b"\0", b" ").decode(errors="replace"))
     return commands
+
+
+def test_gradio_a_tester_flags_a_prediction(
+    page: Page, start_demo: StartDemo, kit_home: Path, output_dir: Path
+) -> None:
+    """ "Wrong? Tell us" in the real page: the correction lands in the kit home's database,
+    with the prediction shown and the version that answered."""
+    from model.feedback import FeedbackStore
+
+    _, url = start_demo("gradio", home=kit_home)
+    _open_gradio(page, url)
+    _choose(page, "island", "Biscoe")
+    _fill_gentoo(page)
+    _predict_button(page).click()
+    expect(page.locator("#out-label")).to_contain_text("Gentoo")
+
+    page.get_by_text("Wrong? Tell us").click()
+    _choose(page, "the correct class", "Chinstrap")
+    page.locator("#fb-comment textarea").fill("the bill says chinstrap")
+    page.get_by_role("button", name="Send feedback").click()
+    expect(page.locator("#fb-status")).to_contain_text("Thank you: saved")
+    _screenshot(page, output_dir / "gradio-feedback.png")
+
+    (row,) = FeedbackStore(kit_home / "feedback.sqlite").rows()
+    assert (row.version, row.correct, row.comment) == ("v1", "Chinstrap", "the bill says chinstrap")
+    assert row.prediction["label"] == "Gentoo" and row.record["island"] == "Biscoe"
+    assert row.source == "gradio"

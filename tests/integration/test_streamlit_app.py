@@ -134,6 +134,10 @@ def version_captions(at: AppTest) -> list[str]:
     return [c.value for c in at.caption if c.value.startswith("answered by")]
 
 
+def ui_summary(expected: Prediction, schema: ModelSchema, local: LocalPredictor) -> str:
+    return f"Prediction: {ui.prediction_summary(expected, schema, local.info().metrics)}"
+
+
 def assert_shows(at: AppTest, expected: Prediction) -> None:
     """The right column shows `expected`: message, chart, version caption and raw JSON."""
     assert not at.error, [e.value for e in at.error]
@@ -259,7 +263,8 @@ def test_a_record_pasted_as_json_fills_the_form_and_is_predicted(
     assert message.startswith("Invalid record:"), message
     assert "'island' must be a text" in message and "unknown field 'bill_length'" in message
     assert widget_values(at, schema) == CHANGED  # the form is left as it was
-    assert not at.success
+    expected = local.predict([CHANGED])[0]  # and so is the result: it is still theirs
+    assert [s.value for s in at.success] == [ui_summary(expected, schema, local)]
 
 
 def test_a_value_outside_the_sample_range_is_predicted_with_a_warning(

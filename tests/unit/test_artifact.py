@@ -55,7 +55,11 @@ def test_train_writes_model_and_manifest(example_home: Path) -> None:
     folder = example_home / "models" / "penguins" / "v1"
     assert (folder / "model.joblib").is_file()
     assert (folder / "manifest.json").is_file()
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.joblib"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json",
+        "model.joblib",
+        "reference.parquet",  # the training inputs, for `kit monitor`
+    ]
     assert json.loads((example_home / "current.json").read_text()) == {
         "name": "penguins",
         "version": "v1",

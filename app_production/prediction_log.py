@@ -1,0 +1,344 @@
+"""The service's prediction log: what production sees (inputs, answers, version, latency, warnings).
+
+Written off the request path into SQLite files in one folder, rotated by size; read back by
+`read_log` (for `kit monitor`). Logging never slows or fails a prediction: what cannot be
+queued or written is dropped and counted (`PredictionLog.stats`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import queue
+import random
+import sqlite3
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
+PATTERN = "predictions-*.sqlite"
+MAX_BATCH = 1000  # entries per transaction: bounds how long a reader may wait on a commit
+_INSERT = (
+    "INSERT INTO predictions(ts, model, version, latency_ms, record, prediction, warnings)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT = (
+    "SELECT ts, model, version, latency_ms, record, prediction, warnings FROM predictions"
+    " WHERE ts >= ? AND ts < ? ORDER BY ts, rowid"
+)
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS predictions(ts REAL, model TEXT, version TEXT, latency_ms REAL,"
+    " record TEXT, prediction TEXT, warnings TEXT);"
+    "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions(ts);"
+)
+_COUNTERS = ("written", "dropped_queue_full", "failed_write", "sampled_out", "dropped_closed")
+
+
+@dataclass
+class LoggedPrediction:
+    """One answer of the service, as logged (one row of the `predictions` table)."""
+
+    ts: float  # epoch seconds (time.time()) when the answer was made
+    model: str  # "penguins"
+    version: str  # "v2"
+    latency_ms: float  # the request's time in the service
+    record: dict[str, Any]  # the validated input record (JSON-able: str/float/int/None)
+    prediction: dict[str, Any]  # the answer's JSON (label + probabilities, or value; ...)
+    warnings: list[str]  # the prediction's warnings (expected-range messages)
+
+
+class PredictionLog:
+    """A prediction log that never slows or fails the predictions it records.
+
+    Lifecycle: create one per worker process (in the service's ``__init__``), ``submit`` the
+    entries of each answered request, ``close`` at shutdown::
+
+        log = PredictionLog(Path("/var/lib/kit/predictions"), sample=0.1)
+        log.submit([LoggedPrediction(time.time(), "penguins", "v2", 3.2, record, answer, [])])
+        log.stats()  # {"written": 1, "dropped_queue_full": 0, "failed_write": 0, ...}
+        log.close()  # writes what is queued (at most `timeout` seconds), stops the writer
+
+    The caller's thread only samples and queues (``submit`` never blocks, never raises). A
+    daemon writer thread, started on the first ``submit``, takes everything queued (up to
+    ``MAX_BATCH`` entries) and writes it as one transaction into the current file,
+    ``predictions-<UTC %Y%m%dT%H%M%S%f>-<pid>.sqlite``: several worker processes may log into one
+    folder, each into its own files. A file larger than ``max_bytes`` is closed and the next
+    batch starts a new one. Files are owner-only (0600), a folder the log creates too (0700).
+
+    Every entry ends in exactly one counter of ``stats()``: ``sampled_out`` (kept with
+    probability ``sample``, from ``random.Random(seed)``), ``dropped_queue_full`` (more than
+    ``queue_size`` entries waiting), ``failed_write`` (disk full, folder unwritable or deleted:
+    one line on stderr per distinct error; the next batch tries again, in a new file),
+    ``dropped_closed`` (submitted after ``close``, or still queued when its timeout ran out), or
+    ``written``. NaN and infinity are kept as JSON's ``NaN``/``Infinity``, which ``read_log``
+    reads back. Entries must not be changed after ``submit``: they are encoded later.
+
+    Test seam: a subclass may override ``_write_batch`` (called in the writer thread).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        sample: float = 1.0,
+        max_bytes: int = 64 << 20,
+        queue_size: int = 10_000,
+        seed: int | None = None,
+    ) -> None:
+        if not 0 < sample <= 1:
+            raise ValueError(
+                f"sample must be in (0, 1], e.g. 0.1 to log one answer in ten, got {sample}"
+            )
+        if max_bytes <= 0 or queue_size <= 0:
+            raise ValueError(
+                f"max_bytes and queue_size must be positive, got {max_bytes}, {queue_size}"
+            )
+        self.folder = Path(folder)
+        self.sample = sample
+        self.max_bytes = max_bytes
+        self._random = random.Random(seed)  # noqa: S311 (sampling, not security)
+        self._queue: queue.Queue[LoggedPrediction | None] = queue.Queue(maxsize=queue_size)
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._stopping = threading.Event()
+        self._deadline = float("inf")
+        self._reported: set[tuple[str, str]] = set()
+        self._connection: sqlite3.Connection | None = None
+        self._path: Path | None = None
+        self._rows_in_file = 0
+
+    def submit(self, entries: list[LoggedPrediction]) -> None:
+        """Queue `entries` for the writer (sampled); never blocks, never raises."""
+        with contextlib.suppress(Exception):  # a broken log must never fail a prediction
+            self._submit(entries)
+
+    def _submit(self, entries: list[LoggedPrediction]) -> None:
+        if self._closed:
+            self._count("dropped_closed", len(entries))
+            return
+        if self._thread is None:
+            self._start()
+        kept = entries
+        if self.sample < 1:
+            kept = [e for e in entries if self._random.random() < self.sample]
+            self._count("sampled_out", len(entries) - len(kept))
+        for queued, entry in enumerate(kept):
+            try:
+                self._queue.put_nowait(entry)
+            except queue.Full:
+                self._count("dropped_queue_full", len(kept) - queued)
+                return
+
+    def stats(self) -> dict[str, int]:
+        """How many entries were written, dropped (queue full, closed), failed or sampled out."""
+        with self._lock:
+            return dict(self._counts)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (for at most `timeout` seconds), then stop the writer thread."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is None:
+            return
+        self._deadline = time.monotonic() + timeout
+        self._stopping.set()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)  # wakes the writer; if full, it is awake anyway
+        thread.join(timeout + 0.5)
+        if not thread.is_alive():  # entries that raced past the closed check: counted, not lost
+            self._count("dropped_closed", len(self._take(wait=False, limit=1 << 62)))
+
+    # --- the writer thread -------------------------------------------------------------------
+
+    def _count(self, name: str, n: int) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="prediction-log", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                batch = self._take()
+                if batch and self._stopping.is_set() and time.monotonic() > self._deadline:
+                    self._count("dropped_closed", len(batch))
+                elif batch:
+                    self._write(batch)
+                if self._stopping.is_set() and self._queue.empty():
+                    break
+            except Exception as exc:  # never let the thread die
+                self._report(exc)
+        with contextlib.suppress(Exception):
+            self._close_file()
+
+    def _take(self, *, wait: bool = True, limit: int = MAX_BATCH) -> list[LoggedPrediction]:
+        try:
+            first = self._queue.get(timeout=0.5) if wait else self._queue.get_nowait()
+        except queue.Empty:
+            return []
+        batch = [] if first is None else [first]
+        while len(batch) < limit:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                batch.append(item)
+        return batch
+
+    def _write(self, batch: list[LoggedPrediction]) -> None:
+        try:
+            self._write_batch(batch)
+        except Exception as exc:  # OSError, sqlite3.Error, or an entry json cannot encode
+            self._count("failed_write", len(batch))
+            self._report(exc)
+            self._discard_file()
+        else:
+            self._count("written", len(batch))
+
+    def _write_batch(self, entries: list[LoggedPrediction]) -> None:
+        """Write `entries` in one transaction into the current file; rotate it when too big."""
+        connection = self._connection or self._open_file()
+        rows = [
+            (
+                e.ts,
+                e.model,
+                e.version,
+                e.latency_ms,
+                _dumps(e.record),
+                _dumps(e.prediction),
+                _dumps(e.warnings),
+            )
+            for e in entries
+        ]
+        with connection:
+            connection.executemany(_INSERT, rows)
+        self._rows_in_file += len(rows)
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        if pages * page_size > self.max_bytes:
+            self._close_file()
+
+    def _open_file(self) -> sqlite3.Connection:
+        if not self.folder.is_dir():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.folder, PRIVATE_FOLDER)
+        while True:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            path = self.folder / f"predictions-{stamp}-{os.getpid()}.sqlite"
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+                break
+            except FileExistsError:
+                time.sleep(1e-6)
+        self._path, self._rows_in_file = path, 0
+        self._connection = sqlite3.connect(path, timeout=5.0)
+        self._connection.executescript(_SCHEMA)
+        return self._connection
+
+    def _close_file(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _discard_file(self) -> None:
+        """After a failed write: close the file; remove it if it never held a row."""
+        path, empty = self._path, self._rows_in_file == 0
+        with contextlib.suppress(Exception):
+            self._close_file()
+        if path is not None and empty:
+            for leftover in (path, path.with_name(path.name + "-journal")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+        self._path = None
+
+    def _report(self, exc: BaseException) -> None:
+        """One stderr line per distinct error (the same disk-full error is said once)."""
+        detail = getattr(exc, "sqlite_errorname", None) or getattr(exc, "errno", None) or str(exc)
+        key = (type(exc).__name__, str(detail))
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        with contextlib.suppress(Exception):
+            print(
+                f"prediction log: cannot write to {self.folder}: {exc}; "
+                "predictions are served, not logged",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays as numbers and lists; anything else as its text."""
+    for method in ("item", "tolist"):
+        if callable(getattr(value, method, None)):
+            return getattr(value, method)()
+    return str(value)
+
+
+def log_files(folder: Path) -> list[Path]:
+    """The log's files, oldest first (by the UTC time in their names)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(PATTERN) if p.is_file())
+
+
+def read_log(
+    folder: Path, since: float | None = None, until: float | None = None
+) -> list[LoggedPrediction]:
+    """Every entry of every log file in `folder` (ts within [since, until)), oldest first;
+    a file being written is read as far as it is committed; a damaged file is skipped with a
+    warning (warnings.warn), not a crash; a missing folder -> []."""
+    entries: list[LoggedPrediction] = []
+    for path in log_files(folder):
+        try:
+            entries.extend(_read_file(path, since, until))
+        except (sqlite3.Error, ValueError, OSError) as exc:
+            if path.exists():  # else removed while we read: nothing to say
+                warnings.warn(
+                    f"prediction log: skipped damaged file {path}: {exc}", UserWarning, stacklevel=2
+                )
+    entries.sort(key=lambda e: e.ts)  # stable: equal times keep the files' order
+    return entries
+
+
+def _read_file(path: Path, since: float | None, until: float | None) -> list[LoggedPrediction]:
+    bounds = (-math.inf if since is None else since, math.inf if until is None else until)
+    # read-write, so that a hot journal left by a crashed writer is rolled back, not an error
+    uri = path.resolve().as_uri() + "?mode=rw"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as connection:
+        try:
+            rows = connection.execute(_SELECT, bounds).fetchall()
+        except sqlite3.OperationalError as exc:
+            if str(exc).startswith("no such table"):
+                return []  # a file just created, its table not yet committed
+            raise
+    return [
+        LoggedPrediction(
+            ts, model, version, latency, json.loads(rec), json.loads(pred), json.loads(w)
+        )
+        for ts, model, version, latency, rec, pred, w in rows
+    ]
