@@ -35,7 +35,9 @@ def bench(
     In-process (LocalPredictor: the floor), the Gradio prototype (model in the UI process),
     the BentoML service that `kit promote` starts (called directly, and through
     RemotePredictor as the UI calls it), and a hand-written FastAPI app serving the same
-    artifact with the same validation (scripts/bench/fastapi_baseline.py). For each:
+    artifact with the same validation (scripts/bench/fastapi_baseline.py); and the service
+    again, started a second time with its prediction log on (every answer logged), measured
+    beside production: what the log costs. For each:
     throughput, p50/p95/p99 latency, errors, server CPU per request, peak RSS per process,
     cold start; plus `kit promote` end to end. Everything runs on 127.0.0.1 from a private
     copy of the kit home: your own promoted service is not touched.

@@ -13,6 +13,7 @@ from typing import Any
 
 from scripts.bench.render import targets_table
 from scripts.bench.report import LABELS
+from scripts.bench.runner import LOGGED
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "scripts" / "bench" / "results"
@@ -62,6 +63,7 @@ def section(report: dict[str, Any]) -> str:
         + ", ".join(
             f"{LABELS[name]} {server['cold_start_median_s']:.1f} s"
             for name, server in report["servers"].items()
+            if name != LOGGED  # a second start of production: its row above is enough
         )
         + f"; `kit promote` end to end {report['promote_s']:.1f} s.",
         "",

@@ -7,10 +7,17 @@ import math
 from pathlib import Path
 from typing import Any
 
+from scripts.bench import logcost
 from scripts.bench.report import LABELS
-from scripts.bench.runner import FASTAPI, PRODUCTION, PROTOTYPE, REMOTE
+from scripts.bench.runner import FASTAPI, LOGGED, PRODUCTION, PROTOTYPE, REMOTE
 
-COLORS = {PRODUCTION: "#1f77b4", FASTAPI: "#7f7f7f", PROTOTYPE: "#ff7f0e", REMOTE: "#2ca02c"}
+COLORS = {
+    PRODUCTION: "#1f77b4",
+    LOGGED: "#9467bd",
+    FASTAPI: "#7f7f7f",
+    PROTOTYPE: "#ff7f0e",
+    REMOTE: "#2ca02c",
+}
 FILES = ("bench.json", "bench.md", "bench.png")
 
 
@@ -22,6 +29,8 @@ def format_value(target: dict[str, Any]) -> str:
     value = target["value"]
     if value is None:
         return "—"
+    if target.get("unit") == "%":
+        return f"{value:.1f}%"
     if "vs FastAPI" in target["name"]:
         return f"{value:.2f}x"
     return f"{value:.2f}" if isinstance(value, float) else str(value)
@@ -86,8 +95,8 @@ def markdown(report: dict[str, Any], plot: str | None = "bench.png") -> str:
                 f"{'—' if cpu is None else f'{cpu:.0f}'} |"
             )
     floor = report["floor"]
+    lines += ["", *logcost.markdown(report.get("prediction_log"))]
     lines += [
-        "",
         "## In-process floor (no server)",
         "",
         f"LocalPredictor, one record per call: p50 {_ms(floor['single']['p50_ms'])} ms, "
@@ -129,8 +138,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for name, levels in report["paths"].items():
         xs = [int(level) for level in levels]
         color, label = COLORS[name], LABELS[name]
+        shown = label  # the logged line says what it costs, on the throughput side
+        if name == LOGGED and (at := _goal_ratio(report)) is not None:
+            shown += f": {at:.2f}x production at {logcost.GOAL_LEVEL}"
         left.plot(
-            xs, [row["throughput_rps"] for row in levels.values()], "o-", color=color, label=label
+            xs, [row["throughput_rps"] for row in levels.values()], "o-", color=color, label=shown
         )
         right.plot(
             xs, [row["p50_ms"] for row in levels.values()], "o-", color=color, label=f"{label} p50"
@@ -166,6 +178,12 @@ def plot(report: dict[str, Any], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def _goal_ratio(report: dict[str, Any]) -> float | None:
+    cost = report.get("prediction_log") or {}
+    ratio: float | None = cost.get("levels", {}).get(str(logcost.GOAL_LEVEL), {}).get("ratio")
+    return ratio
 
 
 def _finite(value: Any) -> Any:

@@ -19,7 +19,8 @@ from typing import Any
 
 import psutil
 
-from scripts.bench.runner import FASTAPI, LOCAL, PRODUCTION, PROTOTYPE, REMOTE, Collected
+from scripts.bench import logcost
+from scripts.bench.runner import FASTAPI, LOCAL, LOGGED, PRODUCTION, PROTOTYPE, REMOTE, Collected
 
 PACKAGES = (
     "bentoml",
@@ -36,6 +37,7 @@ PACKAGES = (
 )
 LABELS = {
     PRODUCTION: "production (BentoML service)",
+    LOGGED: "production + prediction log (every answer)",
     FASTAPI: "FastAPI baseline",
     PROTOTYPE: "prototype (Gradio, in-process)",
     REMOTE: "RemotePredictor → service",
@@ -262,9 +264,11 @@ def remote_overhead(runs: list[dict[str, Any]]) -> float:
     return statistics.median(differences) if differences else float("nan")
 
 
-def ratio_to_fastapi(runs: list[dict[str, Any]], name: str, level: int) -> float | None:
-    """Median over rounds of throughput / FastAPI's throughput in the same round: the two ran
-    back to back, so a slow spell of this shared machine weighs on both."""
+def ratio_to(
+    runs: list[dict[str, Any]], name: str, level: int, baseline: str = FASTAPI
+) -> float | None:
+    """Median over rounds of throughput / `baseline`'s throughput in the same round: the two
+    ran back to back, so a slow spell of this shared machine weighs on both."""
     ratios = []
     for r in runs:
         if r["target"] != name or r["concurrency"] != level:
@@ -272,7 +276,7 @@ def ratio_to_fastapi(runs: list[dict[str, Any]], name: str, level: int) -> float
         base = [
             b
             for b in runs
-            if b["target"] == FASTAPI and b["concurrency"] == level and b["round"] == r["round"]
+            if b["target"] == baseline and b["concurrency"] == level and b["round"] == r["round"]
         ]
         base_rps = summarize_runs(base)["throughput_rps"] if base else 0.0
         if base_rps:
@@ -283,13 +287,20 @@ def ratio_to_fastapi(runs: list[dict[str, Any]], name: str, level: int) -> float
 def summarize(data: Collected) -> dict[str, Any]:
     """The report: what `kit bench` writes as JSON and renders as Markdown and a plot."""
     table: dict[str, dict[int, dict[str, Any]]] = {}
-    for name in (PRODUCTION, FASTAPI, PROTOTYPE, REMOTE):
+    for name in (PRODUCTION, LOGGED, FASTAPI, PROTOTYPE, REMOTE):
         table[name] = {}
         for level in data.plan.levels:
             runs = [r for r in data.runs if r["target"] == name and r["concurrency"] == level]
             if runs:
                 table[name][level] = summarize_runs(runs)
-                table[name][level]["vs_fastapi"] = ratio_to_fastapi(data.runs, name, level)
+                table[name][level]["vs_fastapi"] = ratio_to(data.runs, name, level)
+                if name == LOGGED:
+                    table[name][level]["vs_production"] = ratio_to(
+                        data.runs, name, level, PRODUCTION
+                    )
+        if name == LOGGED and not table[name]:
+            del table[name]  # a run without the logged target
+    cost = logcost.summary(data, table)
     floor = {
         "single": summarize_runs([r for r in data.runs if r["target"] == LOCAL]),
         "batched_rows_per_s": summarize_runs([data.floor["batched"]])["throughput_rps"]
@@ -309,11 +320,13 @@ def summarize(data: Collected) -> dict[str, Any]:
                 "cold_start_median_s": statistics.median(data.cold_starts[name]),
                 "peak_rss_mb": {k: round(v, 1) for k, v in data.peaks.get(name, {}).items()},
             }
-            for name in (PRODUCTION, FASTAPI, PROTOTYPE)
+            for name in (PRODUCTION, LOGGED, FASTAPI, PROTOTYPE)
+            if data.cold_starts.get(name)
         },
         "import_floor_s": data.import_floor_s,
         "floor": floor,
         "paths": {name: {str(k): v for k, v in levels.items()} for name, levels in table.items()},
         "leak": data.leak,
-        "targets": targets(data, table, floor),
+        "prediction_log": cost,
+        "targets": [*targets(data, table, floor), *filter(None, [logcost.target(cost)])],
     }

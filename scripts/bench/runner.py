@@ -1,4 +1,4 @@
-"""`kit bench`: the current model, served four ways on this machine, measured in one run.
+"""`kit bench`: the current model, served five ways on this machine, measured in one run.
 
 Order of a run (all on loopback, in a private copy of the kit home so that the user's own
 service is never touched):
@@ -7,18 +7,24 @@ service is never touched):
    production target, and its cold start is the one `kit promote` measured;
 2. the FastAPI baseline and the Gradio prototype (`kit demo --backend local`), each timed
    from process start to ready; in full mode each server is restarted for more cold starts;
-3. the in-process floor (LocalPredictor, single record and batched) in the load generator;
-4. for each round and concurrency: production, FastAPI, prototype and RemotePredictor back to
-   back (the order rotates per round), CPU time of each server read around each run;
-5. full mode: a 60 s load on the service while its RSS is sampled (the leak check).
+3. a second start of the same Bento with its prediction log on (every answer, into the
+   workdir): the logged target, running beside production for the whole run;
+4. the in-process floor (LocalPredictor, single record and batched) in the load generator;
+5. for each round and concurrency: production, logged, FastAPI, prototype and RemotePredictor
+   back to back (the order rotates per round), CPU time of each server read around each run;
+6. full mode: a 60 s load on the service while its RSS is sampled (the leak check);
+7. the prediction log's own account: rows in its files and its counters (POST /metadata),
+   against the predictions the logged target answered.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from app_production.prediction_log import log_files
 from app_production.state import ServiceState, stop_service
 from model import artifact
 from model.sampling import parity_records
@@ -36,13 +43,15 @@ from model.settings import PACKAGE_ROOT, TELEMETRY_OFF, KitSettings
 from scripts.bench import servers
 from scripts.bench.servers import BenchFailed, Server, Watcher
 
-PRODUCTION, FASTAPI, PROTOTYPE, REMOTE, LOCAL = (
+PRODUCTION, LOGGED, FASTAPI, PROTOTYPE, REMOTE, LOCAL = (
     "production",
+    "logged",  # production with its prediction log on, every answer logged
     "fastapi",
     "prototype",
     "remote",
     "local",
 )
+SETTLE_S = 15.0  # at most this long for the log's writer to catch up after the last run
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,7 @@ class Collected:
     peaks: dict[str, dict[str, float]]
     leak: dict[str, Any] | None
     import_floor_s: float
+    prediction_log: dict[str, Any] | None = None  # rows, counters, predictions answered
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "plan": asdict(self.plan)}
@@ -199,16 +209,29 @@ class Bench:
         args = ["scripts.cli", "demo", "--backend", "local"]
         return self._start(PROTOTYPE, args, "/gradio_api/info")
 
-    def start_production(self, state: ServiceState) -> Server:
-        """Another start of the promoted Bento, the way `kit promote` starts it."""
+    @property
+    def log_dir(self) -> Path:
+        """Where the logged target writes its prediction log."""
+        return self.workdir / "prediction-log"
+
+    def start_production(self, state: ServiceState, logged: bool = False) -> Server:
+        """Another start of the promoted Bento, the way `kit promote` starts it; `logged`:
+        with its prediction log on (into `log_dir`, every answer)."""
         from app_production.promote import start_service
 
-        settings = KitSettings(home=self.home, api_key=None)  # as promoted: no key
+        settings = KitSettings(  # as promoted: no key
+            home=self.home,
+            api_key=None,
+            prediction_log=str(self.log_dir) if logged else "off",
+            prediction_log_sample=1.0,
+        )
         port = free_port()
         began = time.perf_counter()
-        new = start_service(settings, state.model, state.bento, "127.0.0.1", port)
+        with _environ_without("KIT_PREDICTION_LOG", "KIT_PREDICTION_LOG_SAMPLE"):
+            new = start_service(settings, state.model, state.bento, "127.0.0.1", port)
+        name = LOGGED if logged else PRODUCTION
         server = Server(
-            PRODUCTION, new.pid, new.url, Path(new.log), 0.0, stop_fn=lambda: stop_service(new)
+            name, new.pid, new.url, Path(new.log), 0.0, stop_fn=lambda: stop_service(new)
         )
         try:
             servers.wait_ready(server, f"{new.url}/readyz")
@@ -221,7 +244,7 @@ class Bench:
     def run(self) -> Collected:
         records = self.workdir / "records.json"
         records.write_text(json.dumps(parity_records(self.manifest.schema_)))
-        cold: dict[str, list[float]] = {PRODUCTION: [], FASTAPI: [], PROTOTYPE: []}
+        cold: dict[str, list[float]] = {PRODUCTION: [], LOGGED: [], FASTAPI: [], PROTOTYPE: []}
         self.say("kit promote (end to end, a private copy of the kit home)…")
         promote_s, state = timed_promote(self.home, self.env, free_port(), self.logs)
         self.say(
@@ -255,8 +278,11 @@ class Bench:
                 cold[PROTOTYPE].append(prototype.cold_start_s)
             assert fastapi is not None and prototype is not None
             started += [fastapi, prototype]
+            logged = self.start_production(state, logged=True)  # once: it runs beside production
+            started.append(logged)
+            cold[LOGGED].append(logged.cold_start_s)
             self.say("cold starts (s): " + ", ".join(f"{k} {min(v):.1f}" for k, v in cold.items()))
-            return self._measure(records, production, fastapi, prototype, cold, promote_s)
+            return self._measure(records, production, logged, fastapi, prototype, cold, promote_s)
         finally:
             for server in started:
                 server.stop()
@@ -265,6 +291,7 @@ class Bench:
         self,
         records: Path,
         production: Server,
+        logged: Server,
         fastapi: Server,
         prototype: Server,
         cold: dict[str, list[float]],
@@ -278,7 +305,7 @@ class Bench:
         runs: list[dict[str, Any]] = []
         try:
             with Watcher() as watcher:
-                for server in (production, fastapi, prototype):
+                for server in (production, logged, fastapi, prototype):
                     watcher.watch(server)
                 watcher.sample()  # each server at rest, once
                 floor = {
@@ -294,6 +321,7 @@ class Bench:
                 floor["batched"]["batch"] = plan.batch
                 targets = [
                     (PRODUCTION, "http", production),
+                    (LOGGED, "http", logged),
                     (FASTAPI, "http", fastapi),
                     (PROTOTYPE, "gradio", prototype),
                     (REMOTE, "remote", production),
@@ -338,6 +366,10 @@ class Bench:
                 leak = self._leak(loadgen, production, watcher) if plan.leak_s else None
         finally:
             loadgen.close()
+        answered = sum(
+            r["calls"] - sum(r["errors"].values()) for r in runs if r["target"] == LOGGED
+        )
+        prediction_log = self._prediction_log(logged, answered)
         return Collected(
             plan,
             self._model(),
@@ -348,7 +380,28 @@ class Bench:
             watcher.peaks,
             leak,
             loadgen.import_s,
+            prediction_log,
         )
+
+    def _prediction_log(self, logged: Server, answered: int) -> dict[str, Any]:
+        """What the logged target's log holds once its writer has caught up: rows in its files,
+        its counters (the serving worker's, from POST /metadata), and `answered` (every
+        successful call of the logged runs, warm-up included: each one was logged)."""
+        deadline = time.monotonic() + SETTLE_S
+        stats = servers.log_stats(logged.url)
+        while time.monotonic() < deadline:
+            if stats is not None and sum(stats.values()) - stats["sampled_out"] >= answered:
+                break  # every answer accounted for: written, or dropped and counted
+            time.sleep(0.2)
+            stats = servers.log_stats(logged.url)
+        files = log_files(self.log_dir)
+        return {
+            "folder": "prediction-log",
+            "files": len(files),
+            "rows": sum(count_rows(path) for path in files),
+            "answered": answered,
+            "stats": stats,
+        }
 
     def _leak(self, loadgen: LoadGenerator, production: Server, watcher: Watcher) -> dict[str, Any]:
         plan = self.plan
@@ -378,6 +431,28 @@ class Bench:
     def _model(self) -> dict[str, Any]:
         m = self.manifest
         return {"name": m.name, "version": m.version, "estimator": m.estimator, "sha256": m.sha256}
+
+
+def count_rows(path: Path) -> int:
+    """Rows of one prediction log file (read-only; committed rows only)."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as connection:
+        try:
+            count: int = connection.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+        except sqlite3.OperationalError:  # a file just created: no table committed yet
+            return 0
+        return count
+
+
+@contextmanager
+def _environ_without(*names: str) -> Iterator[None]:
+    """The service's environment copies this one: keep the user's own log settings out of it,
+    so that production is not logged and the logged target logs every answer."""
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ report can give peak RSS per process and CPU per request.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -114,6 +115,20 @@ def start(
             raise BenchFailed(f"{name} did not become ready ({' '.join(command)}):\n{tail}")
         time.sleep(0.02)
     return Server(name, process.pid, url, log, time.perf_counter() - began)
+
+
+def log_stats(url: str, timeout: float = 5.0) -> dict[str, int] | None:
+    """The service's prediction log counters (POST /metadata: its "prediction_log"); None when
+    the service does not log or does not answer."""
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        f"{url}/metadata", data=b"{}", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            stats = json.loads(response.read()).get("prediction_log")
+    except (OSError, ValueError):
+        return None
+    return {str(k): int(v) for k, v in stats.items()} if isinstance(stats, dict) else None
 
 
 def wait_ready(server: Server, ready_url: str) -> None:

@@ -28,6 +28,7 @@ TITLES = {
     "publish_under_load": "Publish and rollback under a steady stream of requests",
     "replicas_publish_under_load": "Publish and rollback across three replicas (a NATS broker)",
     "replicas_broker_restart": "The broker killed and restarted mid-stream; a late replica",
+    "prediction_log_full_disk": "The prediction log's disk full (a real 512 KiB filesystem)",
     "batch_resumed": "A batch killed (kill -9) mid-job and run again",
 }
 

@@ -15,8 +15,9 @@ import psutil
 
 from tests.helpers import run_kit
 
-PATHS = ("production", "fastapi", "prototype", "remote")
-SERVERS = ("production", "fastapi", "prototype")
+PATHS = ("production", "logged", "fastapi", "prototype", "remote")
+SERVERS = ("production", "logged", "fastapi", "prototype")
+LOG_TARGET = "prediction log costs at most 5% throughput at 32 callers"
 
 
 def _bench_processes() -> list[int]:
@@ -70,13 +71,26 @@ def test_quick_bench_writes_a_complete_report_and_leaves_nothing_running(
     assert report["promote_s"] > 0
     assert report["floor"]["single"]["requests"] > 0 and report["floor"]["batched_rows_per_s"] > 0
     names = [t["name"] for t in report["targets"]]
-    assert len(names) == 8 and all(t["met"] in (True, False, None) for t in report["targets"])
+    assert len(names) == 9 and all(t["met"] in (True, False, None) for t in report["targets"])
     assert next(t for t in report["targets"] if t["name"].startswith("RSS"))["met"] is None
 
+    # the logged target really logged: one row per prediction it answered, none lost
+    cost = report["prediction_log"]
+    assert cost["answered"] > 0 and cost["rows"] == cost["answered"], cost
+    assert cost["files"] >= 1 and cost["errors"] == 0
+    assert cost["stats"]["written"] == cost["rows"] and cost["stats"]["sampled_out"] == 0
+    for key in ("1", "32"):
+        assert cost["levels"][key]["ratio"] > 0
+        assert report["paths"]["logged"][key]["vs_production"] == cost["levels"][key]["ratio"]
+    log_target = next(t for t in report["targets"] if t["name"] == LOG_TARGET)
+    assert log_target["met"] in (True, False) and "rows for" in log_target["note"]
+
     markdown = (out / "bench.md").read_text()
-    for level in (1, 32):
-        assert f"| production (BentoML service) | {level} |" in markdown
-        assert f"| FastAPI baseline | {level} |" in markdown
+    for callers in (1, 32):
+        assert f"| production (BentoML service) | {callers} |" in markdown
+        assert f"| FastAPI baseline | {callers} |" in markdown
+        assert f"| production + prediction log (every answer) | {callers} |" in markdown
+    assert "## Prediction log" in markdown and f"| {LOG_TARGET} |" in markdown
     assert "(bench.png)" in markdown
     assert (out / "bench.png").read_bytes().startswith(b"\x89PNG")
 

@@ -13,7 +13,7 @@ import pytest
 
 from app_production.client import RemotePredictor
 from app_production.prediction_log import read_log
-from tests.helpers import GENTOO, promote, stop_promoted
+from tests.helpers import GENTOO, promote, stop_promoted, write_figures
 
 pytestmark = pytest.mark.reliability
 
@@ -112,6 +112,15 @@ def test_a_full_or_unwritable_log_fails_no_prediction(kit_home: Path, small_disk
         stats = _stats(service.url)
     finally:
         stop_promoted(service)
+    write_figures(
+        "prediction_log_full_disk",
+        {
+            "predictions_while_full": answered + failed,
+            "failed": failed,
+            "log_failed_writes": stats["failed_write"],
+            "logged_after_space_freed": after[0],
+        },
+    )
     assert (answered, failed) == (200, 0) and after == (20, 0)
     assert stats["failed_write"] > 0 and stats["dropped_queue_full"] == 0
     assert "prediction log: cannot write to" in Path(service_log(kit_home)).read_text()
