@@ -56,6 +56,7 @@ RUNTIME_PACKAGES = (
     "uvloop",  # uvicorn's faster event loop and HTTP parser: what `kit bench` measured
     "httptools",
     "nats-py",  # the broker channel (KIT_CHANNEL_URL): imported only when one is named
+    "orjson",  # the prediction log (KIT_PREDICTION_LOG) encodes with it
 )
 
 

@@ -77,11 +77,11 @@ MAX_BODY_BYTES = int(os.environ.get("KIT_MAX_BODY_BYTES", str(1 << 20)))
 def prediction_log() -> PredictionLog | None:
     """KIT_PREDICTION_LOG: a folder (`kit promote` passes the kit home's), or `on` for one
     next to BentoML's store; off by default. KIT_PREDICTION_LOG_SAMPLE: the share logged."""
-    from app_production.prediction_log import PredictionLog
-
     given = os.environ.get("KIT_PREDICTION_LOG", "").strip()
     if given.lower() in ("", "off", "false", "0", "no"):
         return None
+    from app_production.prediction_log import PredictionLog  # only then: it needs orjson
+
     home = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
     folder = home / "prediction-log" if given.lower() in ("on", "true", "1", "yes") else Path(given)
     sample = float(os.environ.get("KIT_PREDICTION_LOG_SAMPLE", "") or 1.0)
