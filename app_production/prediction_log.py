@@ -30,27 +30,27 @@ PRIVATE_FOLDER = 0o700
 PATTERN = "predictions-*.sqlite"
 MAX_BATCH = 1000  # entries per transaction: bounds how long a reader may wait on a commit
 FLUSH_S = 0.25  # the writer writes what is queued this often (a row is readable within it)
-_INSERT = (  # a batch as one JSON array of rows: [ts, model, version, latency_ms, record, ...]
-    "INSERT INTO predictions(ts, model, version, latency_ms, record, prediction, warnings)"
-    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
-    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
-    " json_extract(value, '$[5]'), json_extract(value, '$[6]') FROM json_each(?)"
+# Each row is stored as its JSON array (one parse per row when writing: columns extracted at
+# insert time cost the writer 5 µs a row, this 2); the `predictions` view shows it in columns.
+_INSERT = (
+    "INSERT INTO entries(ts, entry) SELECT json_extract(value, '$[0]'), value FROM json_each(?)"
 )
-_SELECT = (
-    "SELECT ts, model, version, latency_ms, record, prediction, warnings FROM predictions"
-    " WHERE ts >= ? AND ts < ? ORDER BY ts, rowid"
-)
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS predictions(ts REAL, model TEXT, version TEXT, latency_ms REAL,"
-    " record TEXT, prediction TEXT, warnings TEXT);"
-    "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions(ts);"
-)
+_SELECT = "SELECT entry FROM entries WHERE ts >= ? AND ts < ? ORDER BY ts, rowid"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries(ts REAL, entry TEXT);
+CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
+CREATE VIEW IF NOT EXISTS predictions AS SELECT ts,
+  json_extract(entry, '$[1]') AS model, json_extract(entry, '$[2]') AS version,
+  json_extract(entry, '$[3]') AS latency_ms, json_extract(entry, '$[4]') AS record,
+  json_extract(entry, '$[5]') AS prediction, json_extract(entry, '$[6]') AS warnings
+FROM entries;
+"""
 _COUNTERS = ("written", "dropped_queue_full", "failed_write", "sampled_out", "dropped_closed")
 
 
 @dataclass
 class LoggedPrediction:
-    """One answer of the service, as logged (one row of the `predictions` table)."""
+    """One answer of the service, as logged (one row of the `predictions` view)."""
 
     ts: float  # epoch seconds (time.time()) when the answer was made
     model: str  # "penguins"
@@ -354,9 +354,4 @@ def _read_file(path: Path, since: float | None, until: float | None) -> list[Log
             if str(exc).startswith("no such table"):
                 return []  # a file just created, its table not yet committed
             raise
-    return [
-        LoggedPrediction(
-            ts, model, version, latency, json.loads(rec), json.loads(pred), json.loads(w)
-        )
-        for ts, model, version, latency, rec, pred, w in rows
-    ]
+    return [LoggedPrediction(*json.loads(entry)) for (entry,) in rows]

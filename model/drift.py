@@ -138,15 +138,11 @@ def _numeric(feature: Feature, ref: pd.Series, cur: pd.Series) -> FeatureDrift:
             cur_ok > (math.inf if high is None else high)
         )
         out_of_range = float(outside.mean())
-    result = FeatureDrift(
-        name=feature.name,
-        kind="numeric",
-        verdict="ok",
-        score=0.0,
-        n_reference=len(ref),
-        n_current=len(cur),
-        missing_rate=cur_missing / len(cur) if len(cur) else 0.0,
-        reference_missing_rate=ref_missing / len(ref) if len(ref) else 0.0,
+    result = _counted(
+        feature.name,
+        "numeric",
+        (len(ref), ref_missing),
+        (len(cur), cur_missing),
         out_of_range_rate=out_of_range,
         edges=[float(e) for e in edges],
         expected_range=(low, high) if low is not None or high is not None else None,
@@ -192,18 +188,36 @@ def _categorical(feature: Feature, ref: pd.Series, cur: pd.Series) -> FeatureDri
             np.append(cur_counts, cur_missing),
         )
         labels.append(MISSING)
-    result = FeatureDrift(
-        name=feature.name,
-        kind="categorical",
-        verdict="ok",
-        score=0.0,
-        n_reference=len(ref),
-        n_current=len(cur),
-        missing_rate=cur_missing / len(cur) if len(cur) else 0.0,
-        reference_missing_rate=ref_missing / len(ref) if len(ref) else 0.0,
+    result = _counted(
+        feature.name,
+        "categorical",
+        (len(ref), ref_missing),
+        (len(cur), cur_missing),
         unseen_rate=unseen / len(cur_present) if len(cur_present) else None,
     )
     return _finish(result, labels, ref_counts, cur_counts, len(ref_text.dropna()))
+
+
+def _counted(
+    name: str,
+    kind: Literal["numeric", "categorical"],
+    reference: tuple[int, int],
+    current: tuple[int, int],
+    **rest: Any,
+) -> FeatureDrift:
+    """A FeatureDrift before scoring: sizes and missing rates of (rows, missing) counts."""
+    (n_ref, ref_missing), (n_cur, cur_missing) = reference, current
+    return FeatureDrift(
+        name=name,
+        kind=kind,
+        verdict="ok",
+        score=0.0,
+        n_reference=n_ref,
+        n_current=n_cur,
+        missing_rate=cur_missing / n_cur if n_cur else 0.0,
+        reference_missing_rate=ref_missing / n_ref if n_ref else 0.0,
+        **rest,
+    )
 
 
 def _finish(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +92,25 @@ def promoted(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         yield service
     finally:
         stop_promoted(service)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 512 KiB filesystem (tmpfs) mounted for this test: a disk that fills up."""
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:  # a failure, not a skip: the full-disk promise needs it
+        pytest.fail(
+            f"cannot mount a tmpfs to test a full disk ({mounted.stderr.strip()}): run the "
+            "tests as root in a container that allows `mount` (CAP_SYS_ADMIN)"
+        )
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -312,3 +313,10 @@ def evil_model(marker: Path) -> bytes:
     """A plain pickle (joblib.load reads one) that creates `marker` when loaded: a tampered
     model file whose code, if it were ever unpickled, leaves a trace a test can see."""
     return pickle.dumps(_MakesMarker(marker), protocol=pickle.DEFAULT_PROTOCOL)
+
+
+def gradio_client(url: str, **kwargs: Any) -> Any:
+    """A gradio_client.Client of a test's Gradio app: telemetry off, quiet (kwargs: auth, ...)."""
+    from gradio_client import Client  # here: most tests never need it
+
+    return Client(url, analytics_enabled=False, verbose=False, **kwargs)

@@ -27,16 +27,6 @@ from tests.helpers import ServerProcess, evil_model
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    broker = Broker(tmp_path)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
 def open_channel(broker: Broker) -> Iterator[Callable[..., NatsChannel]]:
     """Opens channels of the penguins model on the broker; closes them all at the end."""
     opened: list[NatsChannel] = []

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import requests
 import streamlit as st
-from gradio_client import Client
 from streamlit.testing.v1 import AppTest
 
 from app_production.client import RemoteFeedback, RemotePredictor
@@ -22,13 +21,18 @@ from app_prototype.gradio_app import Launched, launch
 from model.errors import ServiceUnavailable
 from model.feedback import Feedback, FeedbackStore
 from model.predictor import LocalPredictor
-from tests.helpers import GENTOO, ROOT, Promoted, free_port, promote, run_kit, stop_promoted
+from tests.helpers import (
+    GENTOO,
+    ROOT,
+    Promoted,
+    free_port,
+    gradio_client,
+    promote,
+    run_kit,
+    stop_promoted,
+)
 
 APP = ROOT / "scripts" / "streamlit_page.py"
-
-
-def _client(url: str, **kwargs: object) -> Client:
-    return Client(url, analytics_enabled=False, verbose=False, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -51,7 +55,7 @@ def test_gradio_saves_a_correction_with_the_prediction_and_the_tester(
     password = secrets.token_urlsafe(12)
     app = _launch(predictor, store, auth=("ana", password))
     try:
-        client = _client(app.local_url, auth=("ana", password))
+        client = gradio_client(app.local_url, auth=("ana", password))
         _, _, raw = client.predict(**GENTOO, api_name="/predict")
         said = client.predict(
             **GENTOO,
@@ -187,7 +191,7 @@ def test_a_ui_calling_the_service_sends_feedback_there(
     remote = RemotePredictor(served.url, api_key="feedback-test-key")
     app = _launch(remote, RemoteFeedback(remote))
     try:
-        client = _client(app.local_url)
+        client = gradio_client(app.local_url)
         _, _, raw = client.predict(**GENTOO, api_name="/predict")
         said = client.predict(
             **GENTOO, prediction=raw, correct="Gentoo", comment="right", api_name="/feedback"
@@ -205,7 +209,7 @@ def test_a_ui_whose_service_is_down_says_feedback_was_not_saved(predictor: Local
     down = RemotePredictor(f"http://127.0.0.1:{free_port()}", retries=0)
     app = _launch(predictor, RemoteFeedback(down))  # predicts locally, sends to a closed port
     try:
-        client = _client(app.local_url)
+        client = gradio_client(app.local_url)
         _, _, raw = client.predict(**GENTOO, api_name="/predict")
         said = client.predict(
             **GENTOO, prediction=raw, correct="Adelie", comment="x", api_name="/feedback"

@@ -9,20 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gradio_client import Client
 
 from app_prototype import presentation as ui
 from app_prototype.gradio_app import Launched, build_demo, launch
 from model.errors import ServiceUnavailable
 from model.predictor import LocalPredictor, ModelInfo, Prediction
 from model.schema import Record
-from tests.helpers import BODY_MASS, GENTOO, declare_limits, free_port, http_get
+from tests.helpers import BODY_MASS, GENTOO, declare_limits, free_port, gradio_client, http_get
 
 SERVICE = "http://127.0.0.1:3411"
-
-
-def _client(url: str, **kwargs: object) -> Client:
-    return Client(url, analytics_enabled=False, verbose=False, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -40,7 +35,7 @@ def app(predictor: LocalPredictor) -> Iterator[Launched]:
 
 
 def test_predicts_like_the_local_predictor(app: Launched, predictor: LocalPredictor) -> None:
-    result = _client(app.local_url).predict(**GENTOO, api_name="/predict")
+    result = gradio_client(app.local_url).predict(**GENTOO, api_name="/predict")
     label, summary, raw = result
     expected = predictor.predict([GENTOO])[0]
     assert raw == expected.to_json()
@@ -52,7 +47,7 @@ def test_predicts_like_the_local_predictor(app: Launched, predictor: LocalPredic
 
 def test_optional_fields_may_be_empty(app: Launched) -> None:
     record = {**GENTOO, "bill_depth_mm": None, "sex": "(missing)"}
-    _, summary, raw = _client(app.local_url).predict(**record, api_name="/predict")
+    _, summary, raw = gradio_client(app.local_url).predict(**record, api_name="/predict")
     assert raw["label"] in ("Adelie", "Chinstrap", "Gentoo")
     assert "Prediction:" in summary
 
@@ -60,7 +55,7 @@ def test_optional_fields_may_be_empty(app: Launched) -> None:
 def test_invalid_input_names_each_field(app: Launched) -> None:
     bad = {**GENTOO, "body_mass_g": 5400.5, "flipper_length_mm": 181.5}
     with pytest.raises(Exception, match="failed validation") as caught:
-        _client(app.local_url).predict(**bad, api_name="/predict")
+        gradio_client(app.local_url).predict(**bad, api_name="/predict")
     message = str(caught.value)
     assert "'body_mass_g' must be an integer, got 5400.5" in message
     assert "'flipper_length_mm' must be an integer, got 181.5" in message
@@ -69,7 +64,7 @@ def test_invalid_input_names_each_field(app: Launched) -> None:
 
 def test_a_value_outside_the_sample_range_is_predicted_with_a_warning(app: Launched) -> None:
     unusual = {**GENTOO, "bill_length_mm": 71}
-    _, summary, raw = _client(app.local_url).predict(**unusual, api_name="/predict")
+    _, summary, raw = gradio_client(app.local_url).predict(**unusual, api_name="/predict")
     assert raw["label"] in ("Adelie", "Chinstrap", "Gentoo")
     expected = (
         "bill_length_mm 71 is outside the range seen in the sample (29–63): "
@@ -84,7 +79,7 @@ def test_a_declared_hard_limit_refuses_naming_the_field(kit_home: Path) -> None:
     launched = launch(LocalPredictor.from_home(kit_home), port=free_port(), say=lambda _: None)
     try:
         with pytest.raises(Exception, match="failed validation") as caught:
-            _client(launched.local_url).predict(
+            gradio_client(launched.local_url).predict(
                 **{**GENTOO, "bill_length_mm": 612}, api_name="/predict"
             )
         assert "'bill_length_mm' must be a number between 10 and 100, got 612" in str(caught.value)
@@ -98,7 +93,7 @@ def test_page_shows_model_name_version_and_widgets(app: Launched) -> None:
     assert "penguins:v1" in config and "local: model in this process" in config
     for name in GENTOO:
         assert f'"in-{name}"' in config
-    api = _client(app.local_url).view_api(return_format="dict", print_info=False)
+    api = gradio_client(app.local_url).view_api(return_format="dict", print_info=False)
     params = [p["parameter_name"] for p in api["named_endpoints"]["/predict"]["parameters"]]
     assert params == list(GENTOO)
 
@@ -112,10 +107,10 @@ def test_auth_protects_page_data_and_api(predictor: LocalPredictor) -> None:
         assert status == 200 and "auth_required" in login_page
         assert not [name for name in [*GENTOO, "penguins", "Gentoo"] if name in login_page]
         with pytest.raises(Exception, match="credentials"):
-            _client(launched.local_url)
+            gradio_client(launched.local_url)
         with pytest.raises(ValueError, match="Could not login"):
-            _client(launched.local_url, auth=("tester", "wrong-" + password))
-        client = _client(launched.local_url, auth=("tester", password))
+            gradio_client(launched.local_url, auth=("tester", "wrong-" + password))
+        client = gradio_client(launched.local_url, auth=("tester", password))
         assert client.predict(**GENTOO, api_name="/predict")[2]["label"] == "Gentoo"
     finally:
         launched.demo.close()
@@ -128,7 +123,9 @@ def test_a_regression_model_shows_a_value_read_only_and_rounded(regression_home:
     launched = launch(predictor, port=free_port(), say=lambda _: None)
     try:
         record = BODY_MASS
-        value, summary, raw = _client(launched.local_url).predict(**record, api_name="/predict")
+        value, summary, raw = gradio_client(launched.local_url).predict(
+            **record, api_name="/predict"
+        )
         expected = predictor.predict([record])[0]
         assert raw == expected.to_json() and set(raw) == {"value", "model_version"}
         assert expected.value is not None
@@ -166,7 +163,7 @@ def test_the_owner_sees_the_services_url_and_what_to_run_when_it_is_down(
         config = http_get(launched.local_url + "config")[1]
         assert f"model service (penguins:v1) at {SERVICE}" in config
         with pytest.raises(Exception, match="Model service unavailable") as caught:
-            _client(launched.local_url).predict(**GENTOO, api_name="/predict")
+            gradio_client(launched.local_url).predict(**GENTOO, api_name="/predict")
         message = str(caught.value)
         assert f"model service at {SERVICE} cannot be reached" in message
         assert "`kit status`" in message and "`kit promote`" in message

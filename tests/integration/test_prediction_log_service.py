@@ -4,9 +4,7 @@ fails no prediction (the misses are counted in /metadata)."""
 
 from __future__ import annotations
 
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,25 +65,6 @@ def test_what_the_service_answers_is_logged_off_the_request_path(kit_home: Path)
     assert rows[0].record["island"] == "Biscoe" and rows[0].prediction["label"] == "Gentoo"
     assert all(r.latency_ms > 0 for r in rows)
     assert [r.ts for r in rows] == sorted(r.ts for r in rows)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 512 KiB filesystem (tmpfs, we are root), unmounted at the end."""
-    folder = tmp_path / "small-disk"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.fail(f"cannot mount a small tmpfs (needs root): {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def test_a_full_or_unwritable_log_fails_no_prediction(kit_home: Path, small_disk: Path) -> None:

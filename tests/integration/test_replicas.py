@@ -150,16 +150,6 @@ def home(kit_home: Path) -> Path:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    broker = Broker(tmp_path / "broker")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
 def start(home: Path, broker: Broker, tmp_path: Path) -> Iterator[object]:
     """start("r1", "r2", ...) -> ready replicas (started together); all stopped at the end."""
     started: list[Replica] = []

@@ -308,3 +308,84 @@ def test_callers_arriving_over_a_few_loop_turns_join_the_first_batch(
     if gather_rounds:
         assert calls[0][0] == list(range(6))
         assert calls[0][1].startswith("model"), "a merged call must not block the event loop"
+
+
+def _split_closed_loop(max_hold_s: float, rounds: int = 12) -> list[int]:
+    """32 closed-loop callers (each sends again 1 ms after its answer) started as two groups,
+    18 then 14 while the first group's batch runs: the split that halved the service's
+    throughput. The model costs 60 ms a call whatever its size (a pipeline's fixed cost)."""
+    sizes: list[int] = []
+
+    def run_batch(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        time.sleep(0.06)
+        return items
+
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(
+        run_batch, inline_max_items=0, max_hold_s=max_hold_s
+    )
+
+    async def caller(k: int) -> None:
+        for _ in range(rounds):
+            await batcher.submit([k])
+            await asyncio.sleep(0.001)  # the network and the client's own work
+
+    async def main() -> None:
+        first = [asyncio.create_task(caller(k)) for k in range(18)]
+        while not sizes:
+            await asyncio.sleep(0.001)
+        second = [asyncio.create_task(caller(k)) for k in range(18, 32)]
+        await asyncio.wait_for(asyncio.gather(*first, *second), 30)
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
+    return sizes
+
+
+def test_callers_split_into_two_groups_are_merged_again_by_the_hold() -> None:
+    sizes = _split_closed_loop(max_hold_s=0.05)
+    assert sizes[0] == 18, f"the scenario must start split: {sizes}"
+    # The 14 late callers wait for the 18 to come back: one batch of 32 from then on (the
+    # last call of the late group is alone: the others had finished their rounds).
+    assert sizes[-7:-1] == [32] * 6, f"the two groups were never merged again: {sizes}"
+
+
+def test_without_the_hold_the_split_persists() -> None:
+    """The control: what the hold fixes (so the test above cannot pass by accident)."""
+    sizes = _split_closed_loop(max_hold_s=0.0)
+    assert sizes[:2] == [18, 14], f"the scenario must start split: {sizes}"
+    assert 32 not in sizes[2:-2], f"merged without the hold: the scenario proves nothing {sizes}"
+
+
+def test_a_hold_ends_after_its_budget_and_then_forgets_the_burst() -> None:
+    """8 in flight, then lone callers: the first one's call starts after max_hold_s (shorter
+    here than half a recent model call: the cap applies), not at once and not never; the
+    hold that ran out lowers the target, so the next lone call starts at once."""
+    started: list[float] = []
+
+    def run_batch(items: list[int]) -> list[int]:
+        started.append(time.monotonic())
+        time.sleep(0.5)
+        return [item * 10 for item in items]
+
+    batcher: GreedyBatcher[int, int] = GreedyBatcher(run_batch, inline_max_items=0, max_hold_s=0.2)
+    submitted: list[float] = []
+    sizes: list[int] = []
+
+    async def main() -> None:
+        results = await asyncio.gather(*(batcher.submit([k]) for k in range(8)))
+        sizes.append(len(results))
+        for k in (9, 10):
+            submitted.append(time.monotonic())
+            assert await asyncio.wait_for(batcher.submit([k]), WAIT_S) == [k * 10]
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
+    assert (sizes, batcher.batches) == ([8], 3)
+    first, second = started[1] - submitted[0], started[2] - submitted[1]
+    assert 0.18 <= first < 1.0, f"the first lone call waited {first:.3f} s for company"
+    assert second < 0.1, f"the second lone call waited {second:.3f} s: the burst is over"

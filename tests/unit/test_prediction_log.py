@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import sqlite3
 import stat
-import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -183,28 +184,6 @@ def test_submit_after_close_is_counted_not_written(tmp_path: Path) -> None:
     assert read_log(tmp_path) == []
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 512 KiB filesystem (tmpfs), mounted for this test."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.fail(
-            f"cannot mount a tmpfs to test a full disk ({mounted.stderr.strip()}): run the unit "
-            "tests as root in a container that allows `mount` (CAP_SYS_ADMIN)"
-        )
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
-
-
 def fill(disk: Path) -> Path:
     filler = disk / "filler"
     with filler.open("wb", buffering=0) as handle:
@@ -276,7 +255,7 @@ def test_a_file_being_written_is_read_as_far_as_committed(tmp_path: Path) -> Non
     writer = sqlite3.connect(path, isolation_level=None)
     try:
         writer.execute("BEGIN")
-        writer.execute("INSERT INTO predictions(ts) VALUES (1)")  # not committed
+        writer.execute("INSERT INTO entries(ts, entry) VALUES (1, '[]')")  # not committed
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert [e.record["id"] for e in read_log(tmp_path)] == list(range(5))
@@ -313,3 +292,22 @@ def test_a_deleted_folder_fails_one_batch_then_is_made_again(
         len([line for line in capfd.readouterr().err.splitlines() if LINE in line])
         == s["failed_write"]
     )
+
+
+def test_a_log_file_reads_in_columns_with_plain_sql(tmp_path: Path) -> None:
+    """Each row is stored as one JSON array; the `predictions` view gives anyone with sqlite3
+    the columns (what `sqlite3 FILE 'SELECT version, latency_ms FROM predictions'` shows)."""
+    log = PredictionLog(tmp_path)
+    log.submit([entry(i) for i in range(3)])
+    log.close()
+    (path,) = log_files(tmp_path)
+    sql = "SELECT ts, model, version, latency_ms, record, prediction, warnings FROM predictions"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute(sql + " WHERE ts >= ? ORDER BY ts", (1_700_000_001,)).fetchall()
+    assert [row[:4] for row in rows] == [
+        (1_700_000_001.0, "penguins", "v2", 1.501),
+        (1_700_000_002.0, "penguins", "v2", 1.502),
+    ]
+    assert json.loads(rows[0][4]) == entry(1).record
+    assert json.loads(rows[0][5]) == entry(1).prediction
+    assert [json.loads(row[6]) for row in rows] == [[], []]
