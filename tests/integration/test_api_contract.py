@@ -23,6 +23,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import CHECKS, load_all_checks  # noqa: E402
+from schemathesis.core.failures import AcceptedNegativeData  # noqa: E402
 
 pytestmark = pytest.mark.reliability  # `make reliability` runs and reports these
 
@@ -34,6 +35,47 @@ MIN_CASES = 1000
 # get a 422 on purpose (NaN, infinity, a number that overflows a float: the record model's own
 # checks): schemathesis never generated one of those here (NOTES-reliability.md).
 IGNORED = {"max_response_time"}
+VALID_RECORD = {"island": "Biscoe", "bill_length_mm": 45.0, "sex": None}
+
+
+def _body_validators(document: dict[str, Any]) -> dict[str, Any]:
+    """Per operation ("POST /predict"), a JSON Schema validator of its request body, straight
+    from the document: the judge of schemathesis' "negative" cases that are valid after all."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    base = "urn:kit-docs"
+    registry: Registry[Any] = Registry().with_resource(
+        base, Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+    validators = {}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if "requestBody" not in operation:
+                continue
+            escaped = path.replace("~", "~0").replace("/", "~1")
+            pointer = f"/paths/{escaped}/{method}/requestBody/content/application~1json/schema"
+            schema = {"$ref": f"{base}#{pointer}"}
+            validators[f"{method.upper()} {path}"] = Draft202012Validator(schema, registry=registry)
+    return validators
+
+
+def _real_failures(failure: BaseException, case: Any, validators: dict[str, Any]) -> list[Any]:
+    """The failures of one check run, without schemathesis' known false positive: a
+    "schema-violating request accepted" whose body the document accepts (a mutation of one
+    anyOf branch into another branch, e.g. null -> number for a nullable number)."""
+    failures = list(failure.exceptions) if isinstance(failure, BaseExceptionGroup) else [failure]
+    validator = validators.get(case.operation.label)
+    return [
+        f
+        for f in failures
+        if not (
+            isinstance(f, AcceptedNegativeData)
+            and validator is not None
+            and validator.is_valid(case.body)
+        )
+    ]
 
 
 def _checks() -> list[Any]:
@@ -43,6 +85,14 @@ def _checks() -> list[Any]:
 
 def test_every_answer_matches_the_document(promoted: Promoted) -> None:
     schema = schemathesis.openapi.from_url(f"{promoted.url}/docs.json")
+    validators = _body_validators(requests.get(f"{promoted.url}/docs.json", timeout=10).json())
+    predict = validators["POST /predict"]  # the judge judges: a valid body passes, a bad one not
+    assert predict.is_valid({"records": [VALID_RECORD]})
+    assert not predict.is_valid({"records": [{**VALID_RECORD, "bill_length_mm": "long"}]})
+    # a body schemathesis 4.32 once sent as "negative" (null -> number in a nullable number);
+    # the service rightly answered 200, and the check above failed the whole run
+    once_called_negative = {"bill_depth_mm": 0.0, "flipper_length_mm": 0.0, "island": ""}
+    assert predict.is_valid({"records": [{**once_called_negative, "bill_length_mm": None}]})
     checks = _checks()
     session = requests.Session()
     figures: Counter[str] = Counter()
@@ -75,7 +125,11 @@ def test_every_answer_matches_the_document(promoted: Promoted) -> None:
                     figures["5xx"] += 1
                 try:
                     case.validate_response(response, checks=checks)
-                except Exception as exc:  # a failed check (or several): count, never stop
+                # a failed check (or several: FailureGroup is a BaseExceptionGroup): count, go on
+                except (Exception, BaseExceptionGroup) as exc:
+                    if not _real_failures(exc, case, validators):
+                        figures["negative_cases_valid_after_all"] += 1
+                        return
                     figures["violations"] += 1
                     if len(violations) < 20:
                         violations.append(
@@ -94,6 +148,7 @@ def test_every_answer_matches_the_document(promoted: Promoted) -> None:
         "cases": figures["cases"],
         "5xx": figures["5xx"],
         "violations": figures["violations"],
+        "negative_cases_valid_after_all": figures["negative_cases_valid_after_all"],
         "statuses": dict(sorted(statuses.items())),
         "checks": sorted(check.__name__ for check in checks),
         "ignored_checks": sorted(IGNORED),
