@@ -1,4 +1,4 @@
-"""A greedy micro-batcher: concurrent callers share one pipeline call, with no timers.
+"""A greedy micro-batcher: concurrent callers share one pipeline call, with no batching window.
 
 When the model is idle a request runs at once (no batching wait at concurrency 1); requests
 that arrive while a batch runs are merged into the next one. Nothing is shed: under load the
