@@ -224,6 +224,7 @@ def finish_document(
 
 
 FEEDBACK_REQUIRED = ["record", "prediction", "correct"]
+FEEDBACK_TEXTS = ("comment", "user", "source")
 
 
 def _require_feedback_fields(
@@ -245,6 +246,10 @@ def _require_feedback_fields(
         if "$ref" in body:
             body = document["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
         body["required"] = FEEDBACK_REQUIRED
+        for name in FEEDBACK_TEXTS:  # null means none (BentoML's document drops a null branch)
+            text = body["properties"][name]
+            nullable = [{k: v for k, v in text.items() if k != "default"}, {"type": "null"}]
+            body["properties"][name] = {"anyOf": nullable, "default": text.get("default", "")}
         media["example"] = {"record": record, **example, "comment": "looks like a Gentoo"}
 
 

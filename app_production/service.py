@@ -35,7 +35,7 @@ from app_production.follower import Follower, replica_id
 from app_production.guards import ApiKeyGuard, BodyLimit, RequestErrors
 from app_production.openapi import DocsPage, finish_document, title
 from model.errors import InvalidInput
-from model.feedback import FeedbackStore
+from model.feedback import MAX_COMMENT, MAX_USER, FeedbackStore
 from model.outputs import finite_output, non_finite_errors
 from model.record_model import predictions_model, record_model
 from model.schema import SCHEMA_FORMAT, ModelSchema, upgrade_schema
@@ -130,8 +130,10 @@ FeedbackPrediction = Annotated[
     ),
 ]
 FeedbackCorrect = Annotated[Any, WithJsonSchema({**_CORRECT, "description": "The right answer"})]
-FeedbackText = Annotated[Any, WithJsonSchema({"type": "string", "maxLength": 128})]
-FeedbackComment = Annotated[Any, WithJsonSchema({"type": "string", "maxLength": 2000})]
+
+# Texts that may also be null or left out (openapi._require_feedback_fields documents that).
+FeedbackText = Annotated[Any, WithJsonSchema({"type": "string", "maxLength": MAX_USER})]
+FeedbackComment = Annotated[Any, WithJsonSchema({"type": "string", "maxLength": MAX_COMMENT})]
 
 
 # {"predictions": [...]}: the contract's Prediction shape for this model (label and

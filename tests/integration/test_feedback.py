@@ -183,6 +183,15 @@ def test_the_service_saves_feedback_next_to_the_model_and_guards_the_route(
     assert {e["field"] for e in empty.json()["errors"]} == {"record", "prediction", "correct"}
     rows = FeedbackStore(served.home / "feedback.sqlite").rows()
     assert [(r.correct, r.user, r.source) for r in rows][-1] == ("Adelie", "bo", "api")
+    # null texts mean "none", and the document says so (the fuzz test found it said string)
+    nulls = {**body, "user": None, "comment": None, "source": None}
+    assert requests.post(url, json=nulls, headers=key, timeout=10).status_code == 200
+    assert FeedbackStore(served.home / "feedback.sqlite").rows()[-1].user == ""
+    document = requests.get(f"{served.url}/docs.json", timeout=10).json()
+    request = document["paths"]["/feedback"]["post"]["requestBody"]["content"]
+    properties = request["application/json"]["schema"]["properties"]
+    for name in ("user", "comment", "source"):
+        assert {"type": "null"} in properties[name].get("anyOf", []), (name, properties[name])
 
 
 def test_a_ui_calling_the_service_sends_feedback_there(
